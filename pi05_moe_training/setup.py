@@ -1,0 +1,29 @@
+from setuptools import find_packages, setup
+
+PACKAGE = 'pi05_moe_training'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='pi05_moe developers',
+    maintainer_email='pi05-moe@example.com',
+    description=(
+        'Learning loop of pi05_moe: bag recording, bag to dataset conversion with camera '
+        'labels, training (flow + focal routing loss), offline evaluation, and the '
+        'pi05-moe CLI.'
+    ),
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'recorder_node = pi05_moe_training.recorder_node:main',
+            'pi05-moe = pi05_moe_training.cli:main',
+        ],
+    },
+)

