@@ -1,0 +1,213 @@
+"""sim_node: the simulated 3-camera robot on ROS 2, publishing what the real drivers publish.
+
+Publishes (sensor-data QoS unless noted):
+  /l515/color/image_raw rgb8, /l515/depth/image_rect_raw 16UC1 mm, /wrist/image_raw rgb8,
+  /thermal/image_raw mono16 centi-K (+ /thermal/image_color rgb8 preview), each with CameraInfo
+  on the sibling `camera_info` topic;
+  /joint_states every control period; /clock (sim time, monotonic across episodes);
+  /pi05_moe/prompt and /sim/success (reliable, transient-local, depth 1) on change.
+Subscribes (reliable): /arm_controller/commands (Float64MultiArray, joint order of
+  /joint_states) and /arm_controller/joint_trajectory (JointTrajectory; first point).
+Service: ~/reset (std_srvs/Trigger) starts the next episode with the `task` and `seed`
+  parameters as they are then.
+
+All work happens in one steady-clock timer that steps physics at real time (or slower); the
+subscriptions only store the latest command.
+"""
+
+import dataclasses
+import signal
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Bool, Float64MultiArray, Header, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from pi05_moe_bringup.drivers import topics
+from pi05_moe_bringup.drivers.camera_info import fill_camera_info, from_intrinsics
+from pi05_moe_bringup.drivers.thermal_colormap import colorize
+from pi05_moe_bringup.sim.commands import action_from_array, action_from_trajectory
+from pi05_moe_bringup.sim.config import SimConfig
+from pi05_moe_bringup.sim.robot import CAMERAS, JOINT_NAMES, SimRobot
+from pi05_moe_bringup.sim.schedule import RateSchedule
+from pi05_moe_policy import qos
+from pi05_moe_policy.core.image_codec import numpy_to_image
+from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
+from pi05_moe_policy.ros_params import declare_config
+
+# stream -> (camera, image topic, info topic, encoding, frame id); names as the real drivers'.
+STREAMS = {
+    'l515_color': ('l515', topics.L515_COLOR, topics.L515_COLOR_INFO, 'rgb8',
+                   'l515_color_optical_frame'),
+    # depth is rendered from the colour camera, i.e. already aligned to it
+    'l515_depth': ('l515', topics.L515_DEPTH, topics.L515_DEPTH_INFO, '16UC1',
+                   'l515_color_optical_frame'),
+    'wrist': ('wrist', topics.WRIST_IMAGE, topics.WRIST_INFO, 'rgb8',
+              'wrist_camera_optical_frame'),
+    'thermal': ('thermal', topics.THERMAL_IMAGE, topics.THERMAL_INFO, 'mono16',
+                'thermal_optical_frame'),
+}
+THERMAL_PREVIEW_CK = (28815.0, 31815.0)  # 15..45 degC, the thermal driver's default window
+COMMANDS_TOPIC = '/arm_controller/commands'
+TRAJECTORY_TOPIC = '/arm_controller/joint_trajectory'
+
+
+def stamp(seconds: float) -> Time:
+    """builtin_interfaces/Time from seconds (of sim time)."""
+    nanoseconds = int(round(seconds * 1e9))
+    return Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
+
+
+class SimNode(Node):
+    """Thin ROS shell around `SimRobot`: parameters, topics, a pacing timer, a reset service."""
+
+    def __init__(self, **node_kwargs):
+        """`node_kwargs` go to rclpy's Node (e.g. parameter_overrides in tests)."""
+        super().__init__('sim_node', **node_kwargs)
+        self.config: SimConfig = declare_config(self, SimConfig)
+        cfg = self.config
+        self.robot = SimRobot(cfg)
+        self._episode = 0
+        self._seed_base = cfg.seed
+        self._command: np.ndarray | None = None  # latest (7,) action, set by subscriptions
+        self._success: bool | None = None
+        self._warn = RateLimitedLog(self.get_logger().warning)
+        self._schedules = {'l515': RateSchedule(cfg.l515_hz), 'wrist': RateSchedule(cfg.wrist_hz),
+                           'thermal': RateSchedule(cfg.thermal_hz)}
+
+        self._image_pubs = {name: (self.create_publisher(Image, topic, qos.SENSOR),
+                                   self.create_publisher(CameraInfo, info, qos.SENSOR))
+                            for name, (_, topic, info, _, _) in STREAMS.items()}
+        self._preview_pub = self.create_publisher(Image, topics.THERMAL_COLOR, qos.SENSOR)
+        self._infos = {camera: from_intrinsics(**dataclasses.asdict(self.robot.intrinsics(camera)),
+                                               camera_name=camera)
+                       for camera in CAMERAS}
+        self._joint_pub = self.create_publisher(JointState, '/joint_states', qos.SENSOR)
+        self._clock_pub = self.create_publisher(ClockMsg, '/clock', qos.CLOCK)
+        self._prompt_pub = self.create_publisher(String, '/pi05_moe/prompt', qos.PROMPT)
+        # Latched like the prompt: a late subscriber still learns the current outcome.
+        self._success_pub = self.create_publisher(Bool, '/sim/success', qos.PROMPT)
+        self.create_subscription(Float64MultiArray, COMMANDS_TOPIC, self._on_commands,
+                                 qos.COMMAND)
+        self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory,
+                                 qos.COMMAND)
+        self.create_service(Trigger, '~/reset', self._on_reset)
+        # Steady clock: this node *is* the sim clock, so it must never wait on /clock itself.
+        self.create_timer(cfg.control_period_s / cfg.real_time_factor, self._on_tick,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._start_episode()
+
+    # -- callbacks: store, never compute ---------------------------------------------------
+    def _on_commands(self, msg: Float64MultiArray) -> None:
+        try:
+            self._command = action_from_array(msg.data, JOINT_NAMES)
+        except ValueError as err:
+            self._warn(COMMANDS_TOPIC, f'{COMMANDS_TOPIC}: ignored: {err}')
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            self._command = action_from_trajectory(
+                msg.joint_names, [p.positions for p in msg.points], JOINT_NAMES)
+        except ValueError as err:
+            self._warn(TRAJECTORY_TOPIC, f'{TRAJECTORY_TOPIC}: ignored: {err}')
+
+    def _on_reset(self, _request, response: Trigger.Response) -> Trigger.Response:
+        task = self.get_parameter('task').value
+        seed = self.get_parameter('seed').value
+        try:
+            self.config = dataclasses.replace(self.config, task=task, seed=seed)
+        except ValueError as err:
+            response.success, response.message = False, str(err)
+            return response
+        if seed != self._seed_base:
+            self._seed_base, self._episode = seed, 0
+        else:
+            self._episode += 1
+        self._start_episode()
+        response.success = True
+        response.message = (f'episode {self._episode}: task={self.robot.task.name} '
+                            f'seed={self.robot.seed} prompt={self.robot.task.prompt!r}')
+        return response
+
+    # -- the simulation loop ---------------------------------------------------------------
+    def _start_episode(self) -> None:
+        task = self.robot.reset(task=self.config.task, seed=self._seed_base + self._episode)
+        self._command = None  # the arm holds its home pose until the next command
+        self._success = None
+        self._prompt_pub.publish(String(data=task.prompt))
+        self.get_logger().info(f'episode {self._episode}: {task.name} seed={self.robot.seed} '
+                               f'prompt={task.prompt!r} target={task.target}')
+
+    def _on_tick(self) -> None:
+        if self._command is not None:
+            self.robot.set_action(self._command)
+        self.robot.step()
+        header = Header(stamp=stamp(self.robot.clock))
+        self._clock_pub.publish(ClockMsg(clock=header.stamp))
+        state = self.robot.joint_state()
+        self._joint_pub.publish(JointState(header=header, name=list(state.names),
+                                           position=state.position.tolist(),
+                                           velocity=state.velocity.tolist()))
+        now = self.robot.clock
+        if self._schedules['l515'].due(now):
+            rgb, depth = self.robot.l515()
+            self._publish_image('l515_color', rgb, header)
+            self._publish_image('l515_depth', depth, header)
+        if self._schedules['wrist'].due(now):
+            self._publish_image('wrist', self.robot.wrist(), header)
+        if self._schedules['thermal'].due(now):
+            centi_k = self.robot.thermal()
+            self._publish_image('thermal', centi_k, header)
+            preview = numpy_to_image(colorize(centi_k, *THERMAL_PREVIEW_CK), 'rgb8', Image(),
+                                     topics.THERMAL_COLOR)
+            preview.header = Header(stamp=header.stamp, frame_id=STREAMS['thermal'][4])
+            self._preview_pub.publish(preview)
+        success = self.robot.success()
+        if success != self._success:
+            self._success = success
+            self._success_pub.publish(Bool(data=success))
+
+    def _publish_image(self, stream: str, array: np.ndarray, header: Header) -> None:
+        camera, topic, _, encoding, frame_id = STREAMS[stream]
+        header = Header(stamp=header.stamp, frame_id=frame_id)
+        image_pub, info_pub = self._image_pubs[stream]
+        msg = numpy_to_image(array, encoding, Image(), topic)
+        msg.header = header
+        image_pub.publish(msg)
+        info = fill_camera_info(CameraInfo(), self._infos[camera])
+        info.header = header
+        info_pub.publish(info)
+
+    def destroy_node(self) -> None:
+        self.robot.close()
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    # Ctrl-C becomes a plain KeyboardInterrupt: rclpy's own handler would shut the context down
+    # under a timer callback that is still publishing. Installed explicitly because a process
+    # started in the background by a shell inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        node = SimNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,57 @@
+"""Rate-limited warnings keyed by (topic, problem). Pure: no rclpy.
+
+A node that receives bad input at 30 Hz must say so without flooding its log. ``RateLimitedLog``
+emits the first occurrence of each key at once, then at most one line per ``period_s`` for that
+key, and tells how many were held back in between. Every occurrence is counted, so the counts can
+go to ``/diagnostics`` even when the log is quiet. Keys are independent: a bad encoding on one
+topic never hides a NaN on another.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+
+
+class RateLimitedLog:
+    """Call ``emit(text)`` at most once per ``period_s`` per key; count every call.
+
+    Thread-safe: subscription callbacks and the inference worker share one instance.
+    """
+
+    def __init__(self, emit: Callable[[str], None], period_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not period_s >= 0:
+            raise ValueError(f'RateLimitedLog.period_s={period_s!r}: expected a number >= 0')
+        self._emit = emit
+        self._period = float(period_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[Hashable, float] = {}  # key -> clock time of the last emitted line
+        self._held: dict[Hashable, int] = {}  # key -> occurrences held back since then
+        self.counts: dict[Hashable, int] = {}  # key -> every occurrence
+
+    def __call__(self, key: Hashable, text: str) -> bool:
+        """Record one occurrence of ``key``; emit ``text`` unless the key spoke too recently.
+
+        Returns True when the line was emitted.
+        """
+        now = self._clock()
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            last = self._last.get(key)
+            if last is not None and now - last < self._period:
+                self._held[key] = self._held.get(key, 0) + 1
+                return False
+            held = self._held.pop(key, 0)
+            self._last[key] = now
+        if held:
+            text = f'{text} ({held} similar message(s) suppressed in the last {self._period:g} s)'
+        self._emit(text)
+        return True
+
+    def total(self, predicate: Callable[[Hashable], bool] = lambda key: True) -> int:
+        """Occurrences summed over the keys that satisfy ``predicate``."""
+        with self._lock:
+            return sum(n for key, n in self.counts.items() if predicate(key))
