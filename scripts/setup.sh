@@ -163,6 +163,10 @@ build_hash="$( { cat "$VPY" >/dev/null; echo "$MODE $ROS_DISTRO_DIR";
   done; } | sha256sum | cut -d' ' -f1)"
 if ! stamp_ok colcon "$build_hash" || [[ ! -f "$ROOT/install/local_setup.bash" ]]; then
   log "colcon build (${PKGS[*]})"
+  # --symlink-install leaves links to deleted source files behind, and colcon then fails on them.
+  for d in "$ROOT/build" "$ROOT/install"; do
+    [[ -d "$d" ]] && find "$d" -xtype l -delete
+  done
   (
     set +u
     if [[ "$MODE" == system ]]; then

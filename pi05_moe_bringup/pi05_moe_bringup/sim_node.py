@@ -16,15 +16,11 @@ subscriptions only store the latest command.
 """
 
 import dataclasses
-import signal
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, Header, String
@@ -41,6 +37,7 @@ from pi05_moe_bringup.sim.schedule import RateSchedule
 from pi05_moe_policy import qos
 from pi05_moe_policy.core.image_codec import numpy_to_image
 from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
+from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.ros_params import declare_config
 
 # stream -> (camera, image topic, info topic, encoding, frame id); names as the real drivers'.
@@ -191,22 +188,8 @@ class SimNode(Node):
         super().destroy_node()
 
 
-def main(args=None) -> None:
-    # Ctrl-C becomes a plain KeyboardInterrupt: rclpy's own handler would shut the context down
-    # under a timer callback that is still publishing. Installed explicitly because a process
-    # started in the background by a shell inherits SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = SimNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+def main(args=None) -> int:
+    return run_node(SimNode, 'sim_node', args)
 
 
 if __name__ == '__main__':

@@ -1,15 +1,17 @@
-"""pi05_moe_policy: the PI0.5 camera-MoE model, its ROS-free runtime core and its nodes.
+"""pi05_moe_policy: PI0.5 with router-gated camera fusion.
 
-``Policy`` is imported lazily so that the numpy-only core (``pi05_moe_policy.core``) and the
-nodes' helpers never pay for importing torch.
+``Policy`` is exported lazily so that importing the ROS-free numpy helpers in
+``pi05_moe_policy.core`` never pulls in torch.
 """
+
+from typing import Any
 
 __all__ = ['Policy']
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name == 'Policy':
-        from pi05_moe_policy.policy import Policy
+        from .policy import Policy
 
         return Policy
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

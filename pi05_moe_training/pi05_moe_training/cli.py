@@ -27,8 +27,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'train': ('pi05_moe_training.train', 'train the camera-MoE policy on a dataset'),
     'eval': ('pi05_moe_training.evaluate',
              'open-loop evaluation of a checkpoint on bags or a dataset'),
+    'sim-eval': ('pi05_moe_training.sim_eval',
+                 'closed-loop evaluation of a checkpoint in the simulator'),
     'replay': ('pi05_moe_training.replay', 'publish a bag with its recorded timing and /clock'),
     'plot-routing': ('pi05_moe_training.plot_routing', 'plot routing weights from a bag'),
+    'demo': ('pi05_moe_training.demo',
+             'run the sim graph with the shipped checkpoint, record it, plot the routing'),
 }
 
 

@@ -14,16 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from pi05_moe_policy import qos
 from pi05_moe_policy.core.image_codec import numpy_to_image
+from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.ros_params import declare_config
 
 from .camera_info import CameraInfoData, fill_camera_info, uncalibrated
@@ -106,24 +105,9 @@ class CameraDriverNode(Node):
 
 
 def run(node_cls: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
-    """Body of a driver's ``main()``: spin until Ctrl-C, return the exit status.
+    """Body of a driver's ``main()``; see :func:`pi05_moe_policy.nodes.main.run_node`.
 
     A bad parameter, calibration file or library stops the node at start with one clear line and
     status 1 (no retry can fix those); device problems never do, the capture thread retries them.
     """
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = node_cls()
-        except (L515Error, ValueError) as exc:  # ValueError: config/calibration errors
-            rclpy.logging.get_logger(name).fatal(str(exc))
-            return 1
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(node_cls, name, args, fatal=(L515Error, ValueError))

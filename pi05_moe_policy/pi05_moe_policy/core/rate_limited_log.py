@@ -18,6 +18,11 @@ class RateLimitedLog:
     """Call ``emit(text)`` at most once per ``period_s`` per key; count every call.
 
     Thread-safe: subscription callbacks and the inference worker share one instance.
+
+    rclpy loggers fix one severity per *calling line*, and for a bound method such as
+    ``node.get_logger().info`` that line is inside this class. So give at most one severity as a
+    bound method per process; wrap any other in a lambda written at the node
+    (``lambda text: node.get_logger().info(text)``).
     """
 
     def __init__(self, emit: Callable[[str], None], period_s: float = 5.0,

@@ -1,0 +1,378 @@
+"""PI0.5 (and PI0) with router-gated camera fusion: the joint model.
+
+Batch (all tensors, built by ``pi05_moe_policy.transforms``):
+    images        float (B, C, 3, S, S) in [-1, 1], cameras in ``config.camera_names`` order
+    image_masks   bool  (B, C)      False = camera missing (zeros in, mask off)
+    tokens        long  (B, L)      prompt tokens (PI0.5: task + discretised state)
+    token_mask    bool  (B, L)
+    state         float (B, 32)     quantile-normalised, zero-padded
+    actions       float (B, H, 32)  quantile-normalised, zero-padded       (training)
+    action_is_pad bool  (B, H)      optional: steps past the episode end    (training)
+    action_dim_mask bool (B, 32)    optional: real action dims (default: robot_action_dim)
+    camera_active float (B, N)      optional: per-expert "active" labels (NaN row = unlabelled)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time as _time
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from .camera_router import CameraMoE, RouterOutput
+from .config import ModelConfig
+from .focal_loss import focal_loss, labels_from_active
+from .gemma import GemmaStack, JointGemma, LayerKV, init_gemma_weights, rope_cos_sin
+from .time_embedding import sincos_time_embedding
+from .vision import VisionEncoder
+
+
+def make_att_2d_masks(pad_masks: torch.Tensor, att_masks: torch.Tensor) -> torch.Tensor:
+    """Prefix-LM masks by the cumsum rule (big_vision / openpi).
+
+    pad_masks: (B, N) bool, True = real token.  att_masks: (B, N) int, 1 where a new block
+    starts that earlier tokens may not see.  A token attends to every real token whose
+    cumulative block id is <= its own.  Returns (B, N, N) bool.  Padding queries also see
+    themselves so no attention row is empty (their outputs are never read).
+    """
+    cum = torch.cumsum(att_masks.long(), dim=1)  # (B, N)
+    att_2d = cum[:, None, :] <= cum[:, :, None]  # (B, N, N)
+    pad_2d = pad_masks[:, None, :] & pad_masks[:, :, None]
+    eye = torch.eye(pad_masks.shape[1], dtype=torch.bool, device=pad_masks.device)
+    return (att_2d & pad_2d) | eye
+
+
+@dataclasses.dataclass
+class Prefix:
+    embs: torch.Tensor  # (B, P, D)
+    pad: torch.Tensor  # (B, P) bool
+    att: torch.Tensor  # (B, P) int
+    route: RouterOutput | None
+
+
+class _Timer:
+    """Wall-clock stages in ms; synchronises CUDA so GPU figures are honest."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == 'cuda'
+        self.ms: dict[str, float] = {}
+        self._t = self._now()
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return _time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.ms[name] = self.ms.get(name, 0.0) + (now - self._t) * 1e3
+        self._t = now
+
+
+class Pi05Model(nn.Module):
+    """The network: SigLIP + (camera MoE) + Gemma VLM prefix, Gemma action expert suffix."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        cfg = config
+        self.config = cfg
+        self.vision = VisionEncoder(cfg)
+        vlm = GemmaStack(cfg.vlm_width, cfg.vlm_depth, cfg.vlm_mlp_dim, cfg.vlm_num_heads,
+                         cfg.vlm_num_kv_heads, cfg.vlm_head_dim, cfg.rms_norm_eps,
+                         vocab_size=cfg.vocab_size)
+        expert = GemmaStack(cfg.expert_width, cfg.expert_depth, cfg.expert_mlp_dim,
+                            cfg.expert_num_heads, cfg.expert_num_kv_heads, cfg.expert_head_dim,
+                            cfg.rms_norm_eps, vocab_size=None,
+                            cond_dim=cfg.expert_width if cfg.pi05 else None)
+        self.gemma = JointGemma(vlm, expert, cfg.vlm_head_dim, cfg.rope_theta)
+        self.camera_moe = CameraMoE(cfg) if cfg.use_camera_moe else None
+        w = cfg.expert_width
+        self.action_in_proj = nn.Linear(cfg.action_dim, w)
+        self.action_out_proj = nn.Linear(w, cfg.action_dim)
+        if cfg.pi05:
+            self.time_mlp_in = nn.Linear(w, w)
+            self.time_mlp_out = nn.Linear(w, w)
+        else:
+            self.state_proj = nn.Linear(cfg.max_state_dim, w)
+            self.action_time_mlp_in = nn.Linear(2 * w, w)
+            self.action_time_mlp_out = nn.Linear(w, w)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        if next(self.parameters()).device.type == 'meta':
+            return
+        init_gemma_weights(self.gemma)
+        for name in ('action_in_proj', 'action_out_proj', 'time_mlp_in', 'time_mlp_out',
+                     'state_proj', 'action_time_mlp_in', 'action_time_mlp_out'):
+            if hasattr(self, name):
+                init_gemma_weights(getattr(self, name))
+        if self.camera_moe is not None:
+            self.camera_moe.reset_fusion()
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute the joint layers and the SigLIP layers in backward (less memory)."""
+        self.gemma.gradient_checkpointing = bool(enabled)
+        tower = self.vision.vision_tower
+        if enabled:
+            tower.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={'use_reentrant': False})
+        else:
+            tower.gradient_checkpointing_disable()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.action_in_proj.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.action_in_proj.weight.device
+
+    # ------------------------------------------------------------------ prefix
+    def embed_language(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens: (B, L) -> (B, L, D), scaled by sqrt(width) (the only place it happens)."""
+        emb = self.gemma.language_model.embed_tokens(tokens)  # (B, L, D)
+        return emb * math.sqrt(emb.shape[-1])
+
+    def encode_images(self, images: torch.Tensor, image_masks: torch.Tensor) -> torch.Tensor:
+        """images: (B, C, 3, S, S), masks (B, C) -> camera tokens (B, C, T, D).
+
+        Cameras missing in the whole batch skip the vision tower (zeros); in a mixed batch the
+        missing ones are zeroed after it.
+        """
+        b, c = images.shape[:2]
+        t, d = self.config.num_image_tokens, self.config.vlm_width
+        out = torch.zeros(b, c, t, d, dtype=self.dtype, device=images.device)
+        if images.device.type == 'meta':  # shape-only runs (FLOP counting): every camera
+            idx = list(range(c))
+        else:
+            idx = torch.nonzero(image_masks.any(dim=0)).flatten().tolist()  # present cameras
+        if idx:
+            pix = images[:, idx].flatten(0, 1)  # (B*C', 3, S, S)
+            tok = self.vision(pix).view(b, len(idx), t, d)  # (B, C', T, D)
+            out[:, idx] = tok * image_masks[:, idx].to(tok.dtype)[:, :, None, None]
+        return out
+
+    def embed_prefix(self, batch: dict[str, torch.Tensor], cam_tokens: torch.Tensor) -> Prefix:
+        """Image tokens (fused by the camera MoE, or all cameras concatenated) + language."""
+        masks = batch['image_masks'].bool()  # (B, C)
+        tok_mask = batch['token_mask'].bool()  # (B, L)
+        lang = self.embed_language(batch['tokens'])  # (B, L, D)
+        b, c, t, _ = cam_tokens.shape
+        route = None
+        if self.camera_moe is not None:
+            state = batch['state'].to(self.dtype)
+            img, route = self.camera_moe(cam_tokens[:, 0], cam_tokens[:, 1:], masks[:, 1:],
+                                         lang, tok_mask, state)  # (B, T, D)
+            img_pad = masks[:, :1].expand(b, t)  # the base camera's mask
+        else:
+            img = cam_tokens.flatten(1, 2)  # (B, C*T, D)
+            img_pad = masks[:, :, None].expand(b, c, t).flatten(1)  # (B, C*T)
+        embs = torch.cat([img, lang.to(img.dtype)], dim=1)  # (B, P, D)
+        pad = torch.cat([img_pad, tok_mask], dim=1)  # (B, P)
+        att = torch.zeros_like(pad, dtype=torch.long)  # the prefix is one bidirectional block
+        return Prefix(embs, pad, att, route)
+
+    # ------------------------------------------------------------------ suffix
+    def suffix_att(self) -> list[int]:
+        """Block starts of the suffix: PI0.5 [actions...]; PI0 [state] [actions...].  The
+        actions form one block: they see the prefix (and state) and each other."""
+        h = self.config.action_horizon
+        return [1] + [0] * (h - 1) if self.config.pi05 else [1, 1] + [0] * (h - 1)
+
+    def time_features(self, t: torch.Tensor) -> torch.Tensor:
+        """t: (B,) -> PI0.5: the adaRMS cond silu(out(silu(in(sincos(t))))); PI0: sincos(t).
+        (B, De).  Depends on t only, so sampling computes every step's at once."""
+        cfg = self.config
+        emb = sincos_time_embedding(t, cfg.expert_width, cfg.time_min_period,
+                                    cfg.time_max_period).to(self.dtype)  # (B, De)
+        if not cfg.pi05:
+            return emb
+        return F.silu(self.time_mlp_out(F.silu(self.time_mlp_in(emb))))
+
+    def embed_suffix(self, state: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
+                     time_feat: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """state: (B, 32), x_t: (B, H, A), t: (B,) -> embs (B, S, De), pad (B, S),
+        att (B, S), adaRMS cond (B, De) or None.  S = H (PI0.5) or 1 + H (PI0).
+        time_feat: ``time_features(t)`` if already computed."""
+        cfg = self.config
+        b = x_t.shape[0]
+        feat = self.time_features(t) if time_feat is None else time_feat  # (B, De)
+        action_emb = self.action_in_proj(x_t.to(self.dtype))  # (B, H, De)
+        dev = x_t.device
+        if cfg.pi05:
+            cond = feat
+            embs = action_emb
+        else:
+            cond = None
+            te = feat[:, None, :].expand_as(action_emb)  # (B, H, De)
+            x = torch.cat([action_emb, te], dim=-1)  # (B, H, 2De)
+            action_time = self.action_time_mlp_out(F.silu(self.action_time_mlp_in(x)))
+            state_emb = self.state_proj(state.to(self.dtype))[:, None, :]  # (B, 1, De)
+            embs = torch.cat([state_emb, action_time], dim=1)  # (B, 1+H, De)
+        pad = torch.ones(b, embs.shape[1], dtype=torch.bool, device=dev)
+        att_t = torch.tensor(self.suffix_att(), dtype=torch.long, device=dev)[None].expand(b, -1)
+        return embs, pad, att_t, cond
+
+    # ------------------------------------------------------------------ velocity
+    def _velocity_joint(self, prefix: Prefix, state: torch.Tensor, x_t: torch.Tensor,
+                        t: torch.Tensor) -> torch.Tensor:
+        """Full prefix + suffix pass (training; the no-cache reference). -> v_t (B, H, A)."""
+        s_embs, s_pad, s_att, cond = self.embed_suffix(state, x_t, t)
+        pad = torch.cat([prefix.pad, s_pad], dim=1)
+        att = torch.cat([prefix.att, s_att], dim=1)
+        mask = make_att_2d_masks(pad, att)  # (B, P+S, P+S)
+        pos = torch.cumsum(pad.long(), dim=1) - 1
+        out, _ = self.gemma(prefix.embs, s_embs.to(prefix.embs.dtype), mask, pos, cond)
+        h = self.config.action_horizon
+        return self.action_out_proj(out[:, -h:]).float()  # (B, H, A)
+
+    def build_prefix_cache(self, prefix: Prefix) -> list[LayerKV]:
+        mask = make_att_2d_masks(prefix.pad, prefix.att)  # (B, P, P)
+        pos = torch.cumsum(prefix.pad.long(), dim=1) - 1
+        _, cache = self.gemma(prefix.embs, None, mask, pos, build_cache=True)
+        return cache
+
+    def suffix_rows(self, prefix: Prefix, b: int, device: torch.device) -> tuple:
+        """Attention rows (B, S, P+S), position ids (B, S) and their RoPE of the suffix against
+        the cached prefix: the last S rows of the full prefix-LM mask, so both paths agree
+        exactly.  They do not depend on the step, so sampling computes them once per chunk."""
+        s_att = self.suffix_att()
+        s = len(s_att)
+        s_att_t = torch.tensor(s_att, dtype=torch.long, device=device)[None].expand(b, -1)
+        pad = torch.cat([prefix.pad, torch.ones(b, s, dtype=torch.bool, device=device)], dim=1)
+        att = torch.cat([prefix.att, s_att_t], dim=1)
+        mask = make_att_2d_masks(pad, att)[:, -s:]  # (B, S, P+S)
+        pos = (torch.cumsum(pad.long(), dim=1) - 1)[:, -s:]  # (B, S)
+        return mask, pos, rope_cos_sin(pos, self.config.vlm_head_dim, self.config.rope_theta)
+
+    def _velocity_cached(self, prefix: Prefix, cache: list[LayerKV], rows: tuple,
+                         state: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
+                         time_feat: torch.Tensor | None = None) -> torch.Tensor:
+        """Expert-only pass against the prefix KV cache. -> v_t (B, H, A)."""
+        s_embs, _, _, cond = self.embed_suffix(state, x_t, t, time_feat)
+        mask, pos, rope = rows
+        out, _ = self.gemma(None, s_embs.to(prefix.embs.dtype), mask, pos, cond, past_kv=cache,
+                            rope=rope)
+        h = self.config.action_horizon
+        return self.action_out_proj(out[:, -h:]).float()
+
+    # ------------------------------------------------------------------ training
+    def sample_time(self, b: int, device: torch.device) -> torch.Tensor:
+        cfg = self.config
+        beta = torch.distributions.Beta(torch.tensor(cfg.time_beta_alpha, device=device),
+                                        torch.tensor(cfg.time_beta_beta, device=device))
+        return beta.sample((b,)) * 0.999 + 0.001  # (B,) in [0.001, 1]
+
+    def compute_loss(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None = None,
+                     time: torch.Tensor | None = None, routing_loss_weight: float | None = None
+                     ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Flow matching (``x_t = t*noise + (1-t)*a``, target ``u = noise - a``) on the real
+        action dims, plus the weighted focal routing loss when labels are given.
+
+        Returns (loss, info); info holds detached tensors: action_loss, routing_loss,
+        routing_loss_weight, routing_weights (B, N), routing_probs (B, N) and, with labels,
+        routing_accuracy.
+        """
+        cfg = self.config
+        actions = batch['actions'].float()  # (B, H, A)
+        b, h, a = actions.shape
+        if (h, a) != (cfg.action_horizon, cfg.action_dim):
+            raise ValueError(f'batch["actions"] must be (B, {cfg.action_horizon}, '
+                             f'{cfg.action_dim}), got {tuple(actions.shape)}')
+        dev = actions.device
+        noise = torch.randn_like(actions) if noise is None else noise.float()
+        time = self.sample_time(b, dev) if time is None else time.float()
+        tt = time[:, None, None]
+        x_t = tt * noise + (1.0 - tt) * actions
+        u_t = noise - actions
+        cam = self.encode_images(batch['images'], batch['image_masks'].bool())
+        prefix = self.embed_prefix(batch, cam)
+        v_t = self._velocity_joint(prefix, batch['state'], x_t, time)
+        se = (v_t - u_t).pow(2)  # (B, H, A)
+        dim_mask = batch.get('action_dim_mask')
+        if dim_mask is None:
+            dim_mask = (torch.arange(a, device=dev) < cfg.robot_action_dim)[None].expand(b, a)
+        m = dim_mask.bool()[:, None, :].expand(b, h, a)
+        if batch.get('action_is_pad') is not None:
+            m = m & ~batch['action_is_pad'].bool()[:, :, None]
+        mf = m.float()
+        action_loss = (se * mf).sum() / mf.sum().clamp_min(1.0)
+        info: dict[str, Any] = {'action_loss': action_loss.detach()}
+        loss = action_loss
+        routing_loss = torch.zeros((), device=dev)
+        weight = cfg.routing_loss_weight_at(None) if routing_loss_weight is None \
+            else float(routing_loss_weight)
+        if prefix.route is not None:
+            info['routing_weights'] = prefix.route.weights.detach()
+            info['routing_probs'] = prefix.route.probs.detach()
+            active = batch.get('camera_active')
+            if active is not None:
+                target, labelled = labels_from_active(active.float())
+                routing_loss = focal_loss(prefix.route.probs, target,
+                                          cfg.camera_routing_focal_alpha,
+                                          cfg.camera_routing_focal_gamma, labelled)
+                hit = (prefix.route.probs.argmax(-1) == target).float()
+                lf = labelled.float()
+                info['routing_accuracy'] = ((hit * lf).sum() / lf.sum().clamp_min(1.0)).detach()
+                loss = loss + weight * routing_loss
+        info['routing_loss'] = routing_loss.detach()
+        info['routing_loss_weight'] = weight
+        info['loss'] = loss.detach()
+        return loss, info
+
+    forward = compute_loss
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def sample_actions(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None = None,
+                       num_steps: int | None = None, use_kv_cache: bool = True
+                       ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Euler integration from t=1 (noise) to t=0 over ``num_steps``.
+
+        With the KV cache the prefix runs once and each step runs the expert only; without it
+        every step recomputes prefix + suffix (the reference the cache is tested against).
+        Returns actions (B, H, A) float32 (normalised units) and info: routing_weights (B, N)
+        or None, timing {vision, prefix, denoise, denoise_per_step} in ms.
+        """
+        cfg = self.config
+        steps = cfg.num_steps if num_steps is None else int(num_steps)
+        if steps <= 0:
+            raise ValueError(f'num_steps must be a positive int, got {num_steps!r}')
+        images = batch['images']
+        b = images.shape[0]
+        dev = images.device
+        shape = (b, cfg.action_horizon, cfg.action_dim)
+        if noise is None:
+            noise = torch.randn(shape, device=dev)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f'noise must have shape {shape}, got {tuple(noise.shape)}')
+        timer = _Timer(dev)
+        cam = self.encode_images(images, batch['image_masks'].bool())
+        timer.lap('vision')
+        prefix = self.embed_prefix(batch, cam)
+        cache = self.build_prefix_cache(prefix) if use_kv_cache else None
+        rows = self.suffix_rows(prefix, b, dev) if use_kv_cache else None
+        timer.lap('prefix')
+        state = batch['state']
+        x_t = noise.float().to(dev)
+        dt = -1.0 / steps
+        times = 1.0 + dt * torch.arange(steps, dtype=torch.float32, device=dev)  # (K,) 1 -> dt
+        feats = self.time_features(times)  # (K, De): every step's time features at once
+        for k in range(steps):
+            t = times[k].expand(b)
+            if cache is not None:
+                v_t = self._velocity_cached(prefix, cache, rows, state, x_t, t,
+                                            feats[k:k + 1].expand(b, -1))
+            else:
+                v_t = self._velocity_joint(prefix, state, x_t, t)
+            x_t = x_t + dt * v_t
+        timer.lap('denoise')
+        timing = dict(timer.ms)
+        timing['denoise_per_step'] = timing['denoise'] / steps
+        weights = prefix.route.weights.float() if prefix.route is not None else None
+        return x_t, {'routing_weights': weights, 'timing': timing}

@@ -1,0 +1,123 @@
+"""The two nodes' configs: the core's configs plus topics and rates. Pure: no rclpy.
+
+Each node config *is* the config of the core pieces it drives (by inheritance), so one dataclass
+declares every ROS parameter (:func:`pi05_moe_policy.ros_params.declare_config`), a params YAML
+can be written from it (:func:`pi05_moe_policy.params.to_ros_yaml_dict`), and the core classes
+take it as their own config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pi05_moe_policy.core.ensembler import EnsemblerConfig
+from pi05_moe_policy.core.safety import SafetyConfig
+from pi05_moe_policy.core.snapshot import SnapshotConfig
+from pi05_moe_policy.params import check, param
+
+OUTPUTS = ('commands', 'joint_trajectory')
+
+
+def _check_topic(cfg: object, name: str) -> None:
+    check(getattr(cfg, name).startswith('/') or getattr(cfg, name).startswith('~'), cfg, name,
+          'a topic name starting with "/" or "~"')
+
+
+@dataclass
+class PolicyNodeConfig(SnapshotConfig):
+    """policy_node: cameras + joint states + prompt -> ActionChunk + RoutingWeights."""
+
+    checkpoint: str = param('', 'Required. A checkpoint directory (Policy.save), or '
+                            'preset:<name> for a randomly initialised model (demos, tests), '
+                            'e.g. preset:tiny.')
+    device: str = param('cpu', 'Torch device for inference: cpu, cuda, cuda:1, ...')
+    seed: int = param(0, 'Seed of a preset:<name> checkpoint\'s random weights.')
+    num_threads: int = param(0, 'Torch CPU threads for inference; 0 = torch\'s default. On a '
+                             'small shared CPU, 1 avoids thread contention.')
+    cameras: dict[str, str] = param(
+        {'wrist': '/wrist/image_raw', 'l515': '/l515/color/image_raw',
+         'thermal': '/thermal/image_raw'},
+        'Image topic per camera name (names as in the checkpoint). An empty topic leaves the '
+        'camera out (an expert camera then counts as missing).')
+    joint_names: list[str] = param(
+        [], 'Joint order of the state and the actions. Empty: the checkpoint\'s joint names, '
+        'else joint_0..joint_{D-1}. With preset:<name>, also the robot\'s state/action size.')
+    joint_states_topic: str = param('/joint_states', 'sensor_msgs/JointState input.')
+    prompt_topic: str = param('/pi05_moe/prompt', 'std_msgs/String prompt input (reliable, '
+                              'transient-local).')
+    prompt: str = param('pick up the cube', 'Prompt used until one arrives on prompt_topic.')
+    max_prompt_chars: int = param(512, 'Longer prompts are cut to this many characters.')
+    action_chunk_topic: str = param('/pi05_moe/action_chunk', 'pi05_moe_msgs/ActionChunk '
+                                    'output.')
+    routing_topic: str = param('/pi05_moe/routing', 'pi05_moe_msgs/RoutingWeights output.')
+    diagnostics_topic: str = param('/diagnostics', 'diagnostic_msgs/DiagnosticArray output.')
+    max_inference_hz: float = param(10.0, 'At most this many inferences per second (wall '
+                                    'clock); 0 = as fast as the inputs and the model allow.')
+    min_image_size: int = param(16, 'Images narrower or lower than this (pixels) are rejected.')
+    warn_period: float = param(5.0, 'Repeated warnings about one topic and one problem, and '
+                               'repeated status changes, are logged at most once per this many '
+                               'seconds.')
+    diagnostics_period: float = param(1.0, 'Seconds between /diagnostics messages.')
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ('joint_states_topic', 'prompt_topic', 'action_chunk_topic',
+                     'routing_topic', 'diagnostics_topic'):
+            _check_topic(self, name)
+        check(all(t == '' or t[0] in '/~' for t in self.cameras.values()), self, 'cameras',
+              'topics starting with "/" or "~" (or empty to leave a camera out)')
+        check(self.num_threads >= 0, self, 'num_threads', 'an int >= 0')
+        check(self.max_prompt_chars > 0, self, 'max_prompt_chars', 'an int > 0')
+        check(self.max_inference_hz >= 0, self, 'max_inference_hz', 'a rate >= 0')
+        check(self.min_image_size >= 1, self, 'min_image_size', 'an int >= 1')
+        check(self.warn_period >= 0, self, 'warn_period', 'seconds >= 0')
+        check(self.diagnostics_period > 0, self, 'diagnostics_period', 'seconds > 0')
+
+
+@dataclass
+class ExecutorNodeConfig(SafetyConfig, EnsemblerConfig):
+    """executor_node: ActionChunks -> ensembled, filtered commands for a ros2_control
+    controller."""
+
+    control_hz: float = param(50.0, 'Control rate (Hz, on the node clock).')
+    enabled: bool = param(False, 'Send commands to the controller from the start. False: only '
+                          'preview them until the ~/enable service is called.')
+    controller: str = param('arm_controller', 'ros2_control controller to command: '
+                            '/<controller>/commands or /<controller>/joint_trajectory.')
+    output: str = param('commands', 'commands: std_msgs/Float64MultiArray (forward command '
+                        'controller); joint_trajectory: trajectory_msgs/JointTrajectory.')
+    joint_names: list[str] = param(
+        [], 'Joint order of the commands. Empty: taken from the first ActionChunk.')
+    action_chunk_topic: str = param('/pi05_moe/action_chunk', 'pi05_moe_msgs/ActionChunk input.')
+    joint_states_topic: str = param('/joint_states', 'sensor_msgs/JointState input: the '
+                                    'position held before the first command and after enable.')
+    preview_topic: str = param('/pi05_moe/command_preview', 'Where commands go while '
+                               'actuation is disabled (same type as the output).')
+    diagnostics_topic: str = param('/diagnostics', 'diagnostic_msgs/DiagnosticArray output.')
+    diagnostics_period: float = param(1.0, 'Seconds between /diagnostics messages.')
+    log_period: float = param(10.0, 'Seconds between info log lines with the counters.')
+    warn_period: float = param(5.0, 'Repeated warnings about one topic and one problem, and '
+                               'repeated status changes, are logged at most once per this many '
+                               'seconds.')
+
+    def __post_init__(self) -> None:
+        SafetyConfig.__post_init__(self)
+        EnsemblerConfig.__post_init__(self)
+        check(self.control_hz > 0, self, 'control_hz', 'a rate > 0')
+        check(self.output in OUTPUTS, self, 'output', f'one of {OUTPUTS}')
+        check(bool(self.controller) and '/' not in self.controller, self, 'controller',
+              'a controller name without "/"')
+        check(len(set(self.joint_names)) == len(self.joint_names), self, 'joint_names',
+              'unique names')
+        for name in ('action_chunk_topic', 'joint_states_topic', 'preview_topic',
+                     'diagnostics_topic'):
+            _check_topic(self, name)
+        for name in ('diagnostics_period', 'log_period'):
+            check(getattr(self, name) > 0, self, name, 'seconds > 0')
+        check(self.warn_period >= 0, self, 'warn_period', 'seconds >= 0')
+
+    @property
+    def command_topic(self) -> str:
+        """The controller's input topic for the chosen output."""
+        suffix = 'commands' if self.output == 'commands' else 'joint_trajectory'
+        return f'/{self.controller}/{suffix}'

@@ -1,0 +1,298 @@
+"""The policy API everything else uses: checkpoint, transforms and ``infer`` around the model.
+
+    policy = Policy.from_preset('tiny', seed=0)            # random init, tests and demos
+    policy = Policy.load('checkpoints/sim_small')          # a checkpoint directory
+    out = policy.infer({'images': {...}, 'state': s, 'prompt': 'lift the hot cube'})
+    out['actions']   # float32 (action_horizon, robot_action_dim), robot units
+    out['routing']   # {expert_camera: weight}, sums to 1 ({} when use_camera_moe=False)
+    out['timing']    # ms per stage
+
+A checkpoint directory holds ``config.json``, ``model.safetensors``, ``norm_stats.json`` and the
+tokenizer (``tokenizer_spec.json`` [+ ``tokenizer_hf.json``]).  Nothing is fetched from a network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .model.config import ModelConfig, make_config
+from .model.pi05 import Pi05Model
+from .transforms.normalize import NormStats
+from .transforms.pipeline import Transform
+from .transforms.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+
+CHECKPOINT_FORMAT = 'pi05_moe/1'
+_MAX_LISTED = 20
+
+
+def _resolve_dtype(dtype: Any) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    table = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bfloat16,
+             'bf16': torch.bfloat16, 'float16': torch.float16, 'fp16': torch.float16}
+    if dtype not in table:
+        raise ValueError(f'dtype must be one of {sorted(table)}, got {dtype!r}')
+    return table[dtype]
+
+
+def set_torch_threads(num_threads: int | str | None) -> int:
+    """Set torch's intra-op threads: None leaves them alone, 'auto' takes half the usable cores
+    (at least 1), an int is used as is.  Returns the thread count in force.
+
+    Why 'auto': on a small CPU shared with camera/sim/executor processes, an OpenMP pool that
+    claims every core stalls at each barrier when another process holds a core; measured here
+    on 2 shared cores (load ~6), the small preset took ~3.5 s per chunk with 2 threads and
+    ~0.15 s with 1.
+    """
+    if num_threads is None:
+        return torch.get_num_threads()
+    if num_threads == 'auto':
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        n = max(1, cores // 2)
+    elif isinstance(num_threads, int) and not isinstance(num_threads, bool) and num_threads > 0:
+        n = num_threads
+    else:
+        raise ValueError(f"num_threads must be None, 'auto' or a positive int, got "
+                         f'{num_threads!r}')
+    torch.set_num_threads(n)
+    return n
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Raise ValueError listing missing / unexpected keys and shape mismatches."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    missing = sorted(set(want) - set(got))
+    unexpected = sorted(set(got) - set(want))
+    wrong = sorted(k for k in set(want) & set(got) if want[k] != got[k])
+    if not (missing or unexpected or wrong):
+        return
+    lines = ['checkpoint tensors do not match the config:']
+    for title, keys, fmt in (
+            ('missing', missing, lambda k: f'{k} {want[k]}'),
+            ('unexpected', unexpected, lambda k: f'{k} {got[k]}'),
+            ('shape mismatch', wrong, lambda k: f'{k}: checkpoint {got[k]} vs config {want[k]}')):
+        if keys:
+            lines.append(f'  {title} ({len(keys)}):')
+            lines += [f'    {fmt(k)}' for k in keys[:_MAX_LISTED]]
+            if len(keys) > _MAX_LISTED:
+                lines.append(f'    ... and {len(keys) - _MAX_LISTED} more')
+    raise ValueError('\n'.join(lines))
+
+
+class Policy:
+    """Transforms + ``Pi05Model`` + normalisation stats + tokenizer, behind ``infer``/``reset``.
+
+    Attributes for robot adapters: ``config``, ``base_camera``, ``expert_cameras``,
+    ``camera_names``, ``thermal_cameras``, ``robot_state_dim``, ``robot_action_dim``,
+    ``action_horizon``, ``joint_names`` (tuple or None), ``control_period_s``, ``device``,
+    ``dtype``.  For training: ``model``, ``transform`` (``sample``/``collate``), ``compute_loss``.
+    """
+
+    def __init__(self, model: Pi05Model, norm_stats: NormStats, tokenizer: Any, seed: int = 0):
+        self.model = model.eval()
+        self.norm_stats = norm_stats
+        self.tokenizer = tokenizer
+        self.seed = int(seed)
+        self.transform = Transform(model.config, norm_stats, tokenizer)
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise ValueError(f'tokenizer vocab ({tokenizer.vocab_size}) exceeds '
+                             f'config.vocab_size={model.config.vocab_size}')
+        self._generator = torch.Generator().manual_seed(self.seed)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_preset(cls, name: str, seed: int = 0, norm_stats: Any = None,
+                    device: str | torch.device = 'cpu', dtype: Any = None,
+                    num_threads: int | str | None = None, **config_overrides: Any) -> Policy:
+        """Random init of a preset (``tiny``, ``small``, ``pi05_base``) with config overrides.
+        Norm stats default to the identity (q01=-1, q99=1).  ``num_threads``: see
+        ``set_torch_threads`` (None leaves torch's setting alone)."""
+        cfg = make_config(name, **config_overrides)
+        return cls.from_config(cfg, seed=seed, norm_stats=norm_stats, device=device,
+                               dtype=dtype, num_threads=num_threads)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, seed: int = 0, norm_stats: Any = None,
+                    device: str | torch.device = 'cpu', dtype: Any = None,
+                    num_threads: int | str | None = None) -> Policy:
+        set_torch_threads(num_threads)
+        stats = (NormStats.identity(cfg.robot_state_dim, cfg.robot_action_dim)
+                 if norm_stats is None else NormStats.from_dict(norm_stats))
+        stats.validate(cfg.robot_state_dim, cfg.robot_action_dim)
+        tokenizer = build_tokenizer(cfg.tokenizer_type, cfg.vocab_size, cfg.tokenizer_path)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = Pi05Model(cfg)
+        policy = cls(model, stats, tokenizer, seed=seed)
+        return policy.to(device=device, dtype=_resolve_dtype(dtype))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = 'cpu', dtype: Any = None,
+             seed: int = 0, num_threads: int | str | None = None) -> Policy:
+        from safetensors.torch import load_file
+
+        set_torch_threads(num_threads)
+        d = Path(path)
+        if not d.is_dir():
+            raise ValueError(f'checkpoint {str(d)!r} is not a directory')
+        for f in ('config.json', 'model.safetensors', 'norm_stats.json'):
+            if not (d / f).is_file():
+                raise ValueError(f'checkpoint {str(d)!r} is missing {f}')
+        meta = json.loads((d / 'config.json').read_text())
+        if meta.get('format') != CHECKPOINT_FORMAT:
+            raise ValueError(f'{d / "config.json"}: format {meta.get("format")!r}, expected '
+                             f'{CHECKPOINT_FORMAT!r}')
+        cfg = ModelConfig.from_dict(meta['config'])
+        stats = NormStats.load(d / 'norm_stats.json')
+        tokenizer = load_tokenizer(d)
+        state = load_file(str(d / 'model.safetensors'))
+        with torch.random.fork_rng(devices=[]):
+            model = Pi05Model(cfg)
+        check_state_dict(model, state)
+        model.load_state_dict(state)
+        policy = cls(model, stats, tokenizer, seed=seed)
+        return policy.to(device=device, dtype=_resolve_dtype(dtype))
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        meta = {'format': CHECKPOINT_FORMAT, 'config': self.config.to_dict()}
+        (d / 'config.json').write_text(json.dumps(meta, indent=1))
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(d / 'model.safetensors'))
+        self.norm_stats.save(d / 'norm_stats.json')
+        save_tokenizer(self.tokenizer, d)
+        return d
+
+    def to(self, device: str | torch.device | None = None, dtype: Any = None) -> Policy:
+        self.model.to(device=device, dtype=_resolve_dtype(dtype))
+        return self
+
+    # ------------------------------------------------------------------ description
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    @property
+    def base_camera(self) -> str:
+        return self.config.base_camera
+
+    @property
+    def expert_cameras(self) -> tuple[str, ...]:
+        return self.config.expert_cameras
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        return self.config.camera_names
+
+    @property
+    def thermal_cameras(self) -> tuple[str, ...]:
+        return self.config.thermal_cameras
+
+    @property
+    def robot_state_dim(self) -> int:
+        return self.config.robot_state_dim
+
+    @property
+    def robot_action_dim(self) -> int:
+        return self.config.robot_action_dim
+
+    @property
+    def action_horizon(self) -> int:
+        return self.config.action_horizon
+
+    @property
+    def joint_names(self) -> tuple[str, ...] | None:
+        return self.config.joint_names
+
+    @property
+    def control_period_s(self) -> float:
+        return self.config.control_period_s
+
+    def fake_obs(self, seed: int = 0, height: int = 240, width: int = 320,
+                 prompt: str = 'lift the hot cube') -> dict[str, Any]:
+        """A valid random observation (every camera, thermal as uint16 centi-Kelvin around
+        room temperature) for smoke tests and demos."""
+        rng = np.random.default_rng(seed)
+        images = {}
+        for name in self.camera_names:
+            if name in self.thermal_cameras:
+                images[name] = rng.integers(29000, 31000, (height, width), dtype=np.uint16)
+            else:
+                images[name] = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        state = rng.uniform(-1, 1, self.robot_state_dim).astype(np.float32)
+        return {'images': images, 'state': state, 'prompt': prompt}
+
+    # ------------------------------------------------------------------ run time
+    def reset(self) -> None:
+        """Start a new episode: the noise generator restarts from the seed."""
+        self._generator = torch.Generator().manual_seed(self.seed)
+
+    def compute_loss(self, batch: dict[str, torch.Tensor], **kwargs: Any
+                     ) -> tuple[torch.Tensor, dict[str, Any]]:
+        return self.model.compute_loss(batch, **kwargs)
+
+    def infer(self, obs: dict[str, Any], noise: Any = None, num_steps: int | None = None
+              ) -> dict[str, Any]:
+        """obs: {"images": {camera: array}, "state": (robot_state_dim,), "prompt": str}.
+
+        noise: optional (action_horizon, action_dim) or (1, H, action_dim) for reproducible
+        output.  Returns actions (H, robot_action_dim) float32 in robot units, routing
+        {expert: weight}, timing {stage: ms}.
+        """
+        t0 = time.perf_counter()
+        cfg = self.config
+        images, state, prompt = self.transform.check_obs(obs)
+        sample = self.transform.sample(images, state, prompt)
+        dev = self.device
+        batch = {k: v[None].to(dev) for k, v in sample.items()}
+        shape = (1, cfg.action_horizon, cfg.action_dim)
+        if noise is None:
+            noise_t = torch.randn(shape, generator=self._generator)
+        else:
+            noise_t = torch.as_tensor(np.asarray(noise) if not isinstance(noise, torch.Tensor)
+                                      else noise, dtype=torch.float32)
+            if noise_t.numel() != int(np.prod(shape)):
+                raise ValueError(f'noise must have shape {shape[1:]} or {shape}, got '
+                                 f'{tuple(noise_t.shape)}')
+            noise_t = noise_t.reshape(shape)
+        t1 = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()  # no Gumbel noise at inference
+        try:
+            actions, info = self.model.sample_actions(batch, noise=noise_t.to(dev),
+                                                      num_steps=num_steps)
+        finally:
+            self.model.train(was_training)
+        t2 = time.perf_counter()
+        out = self.transform.unnormalize_actions(actions[0].float().cpu().numpy())
+        routing = {}
+        if info['routing_weights'] is not None:
+            w = info['routing_weights'][0].cpu().tolist()
+            routing = dict(zip(cfg.expert_cameras, (float(x) for x in w)))
+        t3 = time.perf_counter()
+        timing = {'transform': (t1 - t0) * 1e3, **info['timing'], 'model': (t2 - t1) * 1e3,
+                  'postprocess': (t3 - t2) * 1e3, 'total': (t3 - t0) * 1e3}
+        return {'actions': np.ascontiguousarray(out, dtype=np.float32), 'routing': routing,
+                'timing': timing}

@@ -1,0 +1,63 @@
+"""Image transforms: resize-with-pad to the model size, [-1, 1] scaling, thermal mapping.
+
+RGB: HxWx3 uint8.  Thermal: HxW (or HxWx1) uint16 in centi-Kelvin (degC = (v - 27315) / 100),
+clipped to a temperature window and mapped to 3 channels (grey, or an ironbow palette).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+# Ironbow-like palette: control points (position in [0, 1], RGB in [0, 1]).
+_IRONBOW = np.array([
+    (0.00, 0.00, 0.00, 0.00),
+    (0.15, 0.13, 0.00, 0.45),
+    (0.35, 0.55, 0.00, 0.60),
+    (0.55, 0.85, 0.20, 0.25),
+    (0.75, 0.98, 0.55, 0.00),
+    (0.90, 1.00, 0.85, 0.20),
+    (1.00, 1.00, 1.00, 1.00),
+], dtype=np.float32)
+
+
+def resize_with_pad(img: torch.Tensor, size: int, pad_value: float = -1.0) -> torch.Tensor:
+    """img: (3, H, W) float -> (3, size, size): keep the aspect ratio, fit the longer side,
+    centre and pad with ``pad_value`` (-1 = black in [-1, 1] units)."""
+    _, h, w = img.shape
+    if h == size and w == size:
+        return img
+    ratio = max(h / size, w / size)
+    nh, nw = max(1, int(round(h / ratio))), max(1, int(round(w / ratio)))
+    nh, nw = min(nh, size), min(nw, size)
+    resized = F.interpolate(img[None], size=(nh, nw), mode='bilinear', align_corners=False,
+                            antialias=nh < h or nw < w)[0]  # (3, nh, nw)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    return F.pad(resized, (left, size - nw - left, top, size - nh - top), value=pad_value)
+
+
+def rgb_to_tensor(img: np.ndarray, size: int) -> torch.Tensor:
+    """HxWx3 uint8 -> (3, size, size) float32 in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()  # (3, H, W)
+    return resize_with_pad(x / 127.5 - 1.0, size)
+
+
+def thermal_to_unit(img: np.ndarray, window_ck: tuple[float, float]) -> np.ndarray:
+    """uint16 centi-Kelvin (H, W) -> float32 (H, W) in [0, 1] over the window."""
+    lo, hi = window_ck
+    return np.clip((img.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def thermal_to_tensor(img: np.ndarray, size: int, window_ck: tuple[float, float],
+                      colormap: str = 'gray') -> torch.Tensor:
+    """HxW (or HxWx1) uint16 centi-Kelvin -> (3, size, size) float32 in [-1, 1]."""
+    unit = thermal_to_unit(img.reshape(img.shape[0], img.shape[1]), window_ck)  # (H, W)
+    if colormap == 'gray':
+        rgb = np.repeat(unit[None], 3, axis=0)  # (3, H, W)
+    elif colormap == 'ironbow':
+        rgb = np.stack([np.interp(unit, _IRONBOW[:, 0], _IRONBOW[:, c]) for c in (1, 2, 3)])
+    else:
+        raise ValueError(f"thermal colormap must be 'gray' or 'ironbow', got {colormap!r}")
+    x = torch.from_numpy(rgb.astype(np.float32)) * 2.0 - 1.0  # (3, H, W)
+    return resize_with_pad(x, size)

@@ -1,0 +1,131 @@
+"""Quantile normalisation of state and actions: ``(x - q01) / (q99 - q01 + 1e-6) * 2 - 1``.
+
+Stats cover the robot's real dims; the model pads to 32 with zeros after normalising.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STAT_FIELDS = ('q01', 'q99', 'mean', 'std', 'min', 'max')
+EPS = 1e-6
+
+
+@dataclasses.dataclass
+class Stats:
+    q01: np.ndarray
+    q99: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+
+    @classmethod
+    def identity(cls, dim: int) -> Stats:
+        """q01=-1, q99=1: normalisation is (almost) the identity."""
+        one = np.ones(dim, np.float32)
+        return cls(q01=-one, q99=one.copy(), mean=np.zeros(dim, np.float32), std=one.copy(),
+                   min=-one.copy(), max=one.copy())
+
+    @classmethod
+    def from_data(cls, x: np.ndarray) -> Stats:
+        """x: (N, D) samples -> stats (a convenience for tests and small datasets)."""
+        x = np.asarray(x, np.float64)
+        return cls(q01=np.quantile(x, 0.01, axis=0), q99=np.quantile(x, 0.99, axis=0),
+                   mean=x.mean(0), std=x.std(0), min=x.min(0), max=x.max(0))
+
+    def __post_init__(self) -> None:
+        for f in STAT_FIELDS:
+            setattr(self, f, np.asarray(getattr(self, f), dtype=np.float32).reshape(-1))
+
+    def validate(self, key: str, dim: int) -> None:
+        for f in STAT_FIELDS:
+            v = getattr(self, f)
+            if v.shape != (dim,):
+                raise ValueError(f'norm_stats["{key}"]["{f}"] must have {dim} values (the '
+                                 f'robot {key} dim), got shape {v.shape}')
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f'norm_stats["{key}"]["{f}"] has NaN/inf: {v.tolist()}')
+        if np.any(self.q99 < self.q01):
+            raise ValueError(f'norm_stats["{key}"]: q99 < q01 at dims '
+                             f'{np.nonzero(self.q99 < self.q01)[0].tolist()}')
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.q01) / (self.q99 - self.q01 + EPS) * 2.0 - 1.0).astype(np.float32)
+
+    def unnormalize(self, y: np.ndarray) -> np.ndarray:
+        return ((y + 1.0) / 2.0 * (self.q99 - self.q01 + EPS) + self.q01).astype(np.float32)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {f: [float(v) for v in getattr(self, f)] for f in STAT_FIELDS}
+
+
+@dataclasses.dataclass
+class NormStats:
+    state: Stats
+    actions: Stats
+
+    @classmethod
+    def identity(cls, state_dim: int, action_dim: int) -> NormStats:
+        return cls(state=Stats.identity(state_dim), actions=Stats.identity(action_dim))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NormStats:
+        if isinstance(data, NormStats):
+            return data
+        if not isinstance(data, dict):
+            raise TypeError(f'norm_stats must be a NormStats or a dict, got {type(data).__name__}')
+        out = {}
+        for key in ('state', 'actions'):
+            if key not in data:
+                raise ValueError(f'norm_stats is missing "{key}" (has {sorted(data)})')
+            entry = data[key]
+            if isinstance(entry, Stats):
+                out[key] = entry
+                continue
+            missing = [f for f in ('q01', 'q99') if f not in entry]
+            if missing:
+                raise ValueError(f'norm_stats["{key}"] is missing {missing}')
+            dim = len(np.asarray(entry['q01']).reshape(-1))
+            fill = Stats.identity(dim)
+            out[key] = Stats(**{f: entry.get(f, getattr(fill, f)) for f in STAT_FIELDS})
+        return cls(**out)
+
+    def validate(self, state_dim: int, action_dim: int) -> None:
+        self.state.validate('state', state_dim)
+        self.actions.validate('actions', action_dim)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'state': self.state.to_dict(), 'actions': self.actions.to_dict()}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> NormStats:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def pad_to(x: np.ndarray, dim: int) -> np.ndarray:
+    """Zero-pad the last axis to ``dim``."""
+    if x.shape[-1] > dim:
+        raise ValueError(f'cannot pad {x.shape[-1]} dims down to {dim}')
+    out = np.zeros((*x.shape[:-1], dim), np.float32)
+    out[..., :x.shape[-1]] = x
+    return out
+
+
+def discretize_state(state_norm: np.ndarray, bins: int = 256) -> np.ndarray:
+    """PI0.5's discrete state: ``digitize(s, linspace(-1, 1, 257)[:-1]) - 1`` -> 0..255.
+
+    The state is clipped to [-1, 1] first: below -1 ``digitize`` would give bin -1.
+    """
+    edges = np.linspace(-1.0, 1.0, bins + 1)[:-1]
+    return np.digitize(np.clip(state_norm, -1.0, 1.0), bins=edges) - 1
+
+

@@ -1,0 +1,165 @@
+"""Read a converted dataset frame by frame, for training and evaluation. Pure numpy (no torch).
+
+``EpisodeDataset`` is a map-style dataset (``len``, ``[i]``), so ``torch.utils.data.DataLoader``
+takes it as is. Item ``i`` is one frame::
+
+    {
+      'images': {cam: (H, W, 3) uint8 RGB | (H, W) uint16 thermal centi-K / depth mm},
+      'state': (D,) float32,
+      'prompt': str,
+      'actions': (horizon, A) float32,   # action[t], action[t+1], ... (see extract.py)
+      'action_is_pad': (horizon,) bool,  # True beyond the episode's end (last action repeated)
+      'camera_active': {expert: int 0/1},
+      'episode_index': int, 'frame_index': int, 'timestamp': float (s since episode start),
+    }
+
+State and actions are in robot units; normalisation (``load_stats`` -> q01/q99) belongs to the
+policy's transforms, which training and inference share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import dataset_layout as layout
+from .labels import label_column
+from .stats import load_stats
+
+__all__ = ['EpisodeDataset', 'load_image', 'load_stats']
+
+
+def load_image(path: Path) -> np.ndarray:
+    """A stored frame: (H, W, 3) uint8 RGB, or (H, W) uint8/uint16 grey (16-bit kept)."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FileNotFoundError(f'{path}: missing or unreadable image')
+    if image.ndim == 3:
+        return np.ascontiguousarray(image[..., 2::-1])  # BGR(A) -> RGB
+    return image
+
+
+class EpisodeDataset:
+    """Frames of a ``pi05-moe convert`` dataset with future action chunks.
+
+    Args:
+        root: the dataset directory.
+        horizon: action chunk length (rows of ``actions``).
+        cameras: cameras to load; default: the base and expert cameras (always present).
+            Optional cameras (e.g. ``l515_depth``) may be absent in some frames; they are then
+            left out of ``images``.
+        load_images: False skips image files (state/action-only uses, fast).
+    """
+
+    def __init__(self, root: str | Path, *, horizon: int = 50, cameras: list[str] | None = None,
+                 load_images: bool = True):
+        import pyarrow.parquet as pq
+
+        self.root = Path(root)
+        if horizon < 1:
+            raise ValueError(f'horizon={horizon!r}: expected >= 1')
+        info_path = self.root / layout.INFO
+        if not info_path.is_file():
+            raise FileNotFoundError(f'{info_path}: not a dataset from `pi05-moe convert`')
+        self.info: dict[str, Any] = layout.read_json(info_path)
+        self.episodes = layout.read_jsonl(self.root / layout.EPISODES)
+        self.tasks = {t['task_index']: t['task']
+                      for t in layout.read_jsonl(self.root / layout.TASKS)}
+        self.horizon = horizon
+        self.load_images = load_images
+        roles = self.info['camera_roles']
+        self.experts: list[str] = list(roles['experts'])
+        available = [k[len(layout.IMAGE_PREFIX):] for k in self.info['features']
+                     if k.startswith(layout.IMAGE_PREFIX)]
+        self.cameras = list(cameras) if cameras is not None else [roles['base'], *self.experts]
+        unknown = [c for c in self.cameras if c not in available]
+        if unknown:
+            raise ValueError(f'cameras {unknown} not in {self.root} (available: {available})')
+
+        self._state: list[np.ndarray] = []  # per episode (T, D) float32
+        self._action: list[np.ndarray] = []  # per episode (T, A) float32
+        self._columns: list[dict[str, np.ndarray]] = []  # per episode: other columns
+        for ep in self.episodes:
+            table = pq.read_table(self.root / layout.data_file(ep['episode_index']))
+            self._state.append(_matrix(table.column(layout.STATE)))
+            self._action.append(_matrix(table.column(layout.ACTION)))
+            wanted = ['timestamp', 'task_index', *[layout.image_key(c) for c in self.cameras],
+                      *[label_column(e) for e in self.experts]]
+            self._columns.append({k: table.column(k).to_numpy(zero_copy_only=False)
+                                  for k in wanted})
+        lengths = [len(s) for s in self._state]
+        # (N, 2): the (episode, frame) of every dataset index
+        self._frames = np.array([(e, t) for e, n in enumerate(lengths) for t in range(n)],
+                                dtype=np.int64).reshape(-1, 2)
+
+    @property
+    def fps(self) -> float:
+        return float(self.info['fps'])
+
+    @property
+    def state_names(self) -> list[str]:
+        return list(self.info['features'][layout.STATE]['names'])
+
+    @property
+    def action_names(self) -> list[str]:
+        return list(self.info['features'][layout.ACTION]['names'])
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episodes)
+
+    def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        return load_stats(self.root)
+
+    def episode_arrays(self, episode: int) -> dict[str, Any]:
+        """A whole episode without images: state (T, D), action (T, A), prompt, labels."""
+        cols = self._columns[episode]
+        return {
+            'state': self._state[episode], 'action': self._action[episode],
+            'timestamp': cols['timestamp'].astype(np.float32),
+            'prompt': self.tasks[int(cols['task_index'][0])],
+            'camera_active': {e: int(cols[label_column(e)][0]) for e in self.experts},
+        }
+
+    def __len__(self) -> int:
+        return int(self._frames.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f'frame {i} out of range for {len(self)} frames')
+        episode, t = (int(x) for x in self._frames[i])
+        cols = self._columns[episode]
+        actions = self._action[episode]  # (T, A)
+        rows = np.arange(t, t + self.horizon)  # (horizon,)
+        pad = rows >= actions.shape[0]  # (horizon,)
+        images = {}
+        if self.load_images:
+            for camera in self.cameras:
+                rel = cols[layout.image_key(camera)][t]
+                if rel:
+                    images[camera] = load_image(self.root / rel)
+        return {
+            'images': images,
+            'state': self._state[episode][t].copy(),
+            'prompt': self.tasks[int(cols['task_index'][t])],
+            'actions': actions[np.minimum(rows, actions.shape[0] - 1)].copy(),
+            'action_is_pad': pad,
+            'camera_active': {e: int(cols[label_column(e)][t]) for e in self.experts},
+            'episode_index': episode,
+            'frame_index': t,
+            'timestamp': float(cols['timestamp'][t]),
+        }
+
+
+def _matrix(column) -> np.ndarray:
+    """A parquet column of equal-length float lists -> (T, D) float32."""
+    flat = column.combine_chunks()
+    width = flat.type.list_size if hasattr(flat.type, 'list_size') else None
+    values = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    if width is None:
+        width = values.size // max(len(flat), 1)
+    return values.reshape(len(flat), width)

@@ -1,0 +1,235 @@
+"""``recorder_node``: records the configured topics into one rosbag2 MCAP bag per episode.
+
+Thin ROS wrapper around :class:`~pi05_moe_training.recording.EpisodeRecorder`:
+
+- Topics are found on the graph (every ``discovery_period_s``) and subscribed *raw* (serialised
+  CDR, nothing deserialised in Python) with the QoS that matches their publishers, as
+  ``ros2 bag record`` does. Callbacks only stamp (node clock: sim time under ``use_sim_time``)
+  and queue; a writer thread does the disk I/O.
+- Services: ``~/start`` and ``~/stop`` (std_srvs/Trigger; the reply's message is the bag path /
+  a JSON summary), ``~/discard`` (Trigger: stop and delete the current bag), ``~/set_success``
+  (std_srvs/SetBool: the verdict of the current episode).
+- ``~/set_metadata`` (std_msgs/String, JSON object of episode metadata fields, e.g.
+  ``{"prompt": "lift the hot cube", "operator": "ana"}``) changes the metadata of the current and
+  later episodes.
+- ``~/status`` (std_msgs/String JSON, transient-local, every ``status_period_s``): recording or
+  not, the bag, messages per topic, drops.
+
+Ctrl-C / SIGTERM close the running bag cleanly.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from pi05_moe_policy import qos
+from pi05_moe_policy.ros_params import declare_config
+
+from .bag_writer import BagWriterError, make_qos
+from .recording import EpisodeRecorder, RecorderConfig, subscription_qos
+from .typestore import make_typestore
+
+STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                        reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def message_class(msgtype: str) -> type:
+    """The rclpy class of ``'pkg/msg/Name'`` (raises ValueError naming the type)."""
+    pkg, kind, name = msgtype.split('/')
+    try:
+        return getattr(importlib.import_module(f'{pkg}.{kind}'), name)
+    except (ImportError, AttributeError):
+        raise ValueError(f'message type {msgtype!r} is not importable in this environment '
+                         '(is its package built and sourced?)') from None
+
+
+class RecorderNode(Node):
+    """Records episodes; see the module docstring for its interface."""
+
+    def __init__(self, **node_kwargs: Any):
+        super().__init__('recorder', **node_kwargs)
+        self.cfg: RecorderConfig = declare_config(self, RecorderConfig)
+        self.recorder = EpisodeRecorder(
+            self.cfg.out_dir, self.cfg.episode_meta(), make_typestore(),
+            storage=self.cfg.storage, prefix=self.cfg.prefix,
+            max_queue_bytes=self.cfg.max_queue_mb << 20)
+        self._subscriptions_by_topic: dict[str, Any] = {}
+        self._unusable: set[str] = set()  # topics whose type we cannot record (warned once)
+        self._status_pub = self.create_publisher(String, '~/status', STATUS_QOS)
+        self.create_service(Trigger, '~/start', self._on_start)
+        self.create_service(Trigger, '~/stop', self._on_stop)
+        self.create_service(Trigger, '~/discard', self._on_discard)
+        self.create_service(SetBool, '~/set_success', self._on_set_success)
+        self.create_subscription(String, '~/set_metadata', self._on_set_metadata, qos.PROMPT)
+        self.create_timer(self.cfg.discovery_period_s, self.discover)
+        self.create_timer(self.cfg.status_period_s, self.publish_status)
+        self.discover()
+        if self.cfg.auto_start:
+            self.start_episode()
+        self.publish_status()
+        self.get_logger().info(
+            f'recording {len(self.cfg.topics)} topics into {self.cfg.out_dir} '
+            f'({self.cfg.storage}); call ~/start and ~/stop')
+
+    # ------------------------------------------------------------------ discovery
+    def discover(self) -> None:
+        """Subscribe to every configured topic that now has a publisher."""
+        wanted = [t for t in self.cfg.topics
+                  if t not in self._subscriptions_by_topic and t not in self._unusable]
+        if not wanted:
+            return
+        types = dict(self.get_topic_names_and_types())
+        for topic in wanted:
+            if topic in types:
+                self._subscribe(topic, types[topic][0])
+
+    def _subscribe(self, topic: str, msgtype: str) -> None:
+        publishers = self.get_publishers_info_by_topic(topic)
+        if not publishers:
+            return  # only subscribers so far: the offered QoS is unknown
+        offered = [(p.qos_profile.reliability.name.lower(), p.qos_profile.durability.name.lower(),
+                    max(0, p.qos_profile.depth)) for p in publishers]
+        reliability, durability = subscription_qos([(r, d) for r, d, _ in offered])
+        try:
+            cls = message_class(msgtype)
+            self.recorder.add_topic(
+                topic, msgtype, [make_qos(r, d, depth) for r, d, depth in offered],
+                latched=durability == 'transient_local')
+        except (ValueError, BagWriterError) as exc:
+            self._unusable.add(topic)
+            self.get_logger().error(f'{topic}: not recorded: {exc}')
+            return
+        profile = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.cfg.queue_depth,
+                             reliability=ReliabilityPolicy[reliability.upper()],
+                             durability=DurabilityPolicy[durability.upper()])
+        self._subscriptions_by_topic[topic] = self.create_subscription(
+            cls, topic, functools.partial(self._on_message, topic), profile, raw=True)
+        self.get_logger().info(f'recording {topic} [{msgtype}] {reliability}/{durability}')
+
+    def _on_message(self, topic: str, data: bytes) -> None:
+        stamp = self.get_clock().now().nanoseconds
+        if not self.recorder.write(topic, stamp, data) and self.recorder.recording:
+            self.get_logger().warning(
+                f'{topic}: message dropped, the disk is behind (queue > {self.cfg.max_queue_mb} '
+                'MiB)', throttle_duration_sec=5.0)
+
+    # ------------------------------------------------------------------ episodes
+    def start_episode(self) -> str:
+        path = self.recorder.start(self.get_clock().now().nanoseconds)
+        missing = [t for t in self.cfg.topics if t not in self._subscriptions_by_topic]
+        if missing:
+            self.get_logger().warning(f'episode started before these topics were found (they '
+                                      f'join when they appear): {missing}')
+        self.get_logger().info(f'episode started: {path}')
+        self.publish_status()
+        return str(path)
+
+    def stop_episode(self, *, success: bool | None = None, discard: bool = False) -> dict:
+        summary = self.recorder.stop(success=success, discard=discard)
+        self.publish_status()
+        if summary is None:
+            return {'bag': '', 'discarded': discard}
+        info = {'bag': str(summary.path), 'duration_s': round(summary.duration_s, 3),
+                'counts': summary.counts, 'dropped': summary.dropped}
+        self.get_logger().info(f'episode saved: {json.dumps(info)}')
+        if summary.dropped:
+            self.get_logger().error(f'{summary.path}: {summary.dropped} messages were dropped')
+        return info
+
+    def publish_status(self) -> None:
+        status = self.recorder.status()
+        if status['error']:
+            self.get_logger().error(f'writing {status["bag"]} failed, messages are being lost: '
+                                    f'{status["error"]}', throttle_duration_sec=5.0)
+        if self.context.ok():  # not after shutdown, when close() stops the last episode
+            self._status_pub.publish(String(data=json.dumps(status)))
+
+    def close(self) -> None:
+        """Close a running episode (on shutdown)."""
+        if self.recorder.recording:
+            try:
+                self.stop_episode()
+            except BagWriterError as exc:
+                self.get_logger().error(str(exc))
+
+    # ------------------------------------------------------------------ interface callbacks
+    def _on_start(self, _request, response):
+        try:
+            response.message = self.start_episode()
+            response.success = True
+        except BagWriterError as exc:
+            response.success, response.message = False, str(exc)
+        return response
+
+    def _on_stop(self, _request, response):
+        try:
+            info = self.stop_episode()
+        except BagWriterError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success = bool(info['bag'])
+        response.message = json.dumps(info) if info['bag'] else 'no episode was being recorded'
+        return response
+
+    def _on_discard(self, _request, response):
+        was_recording = self.recorder.recording
+        self.stop_episode(discard=True)
+        response.success = was_recording
+        response.message = 'discarded' if was_recording else 'no episode was being recorded'
+        return response
+
+    def _on_set_success(self, request, response):
+        self.recorder.update_meta(success=bool(request.data))
+        response.success, response.message = True, f'success={bool(request.data)}'
+        return response
+
+    def _on_set_metadata(self, msg: String) -> None:
+        try:
+            changes = json.loads(msg.data)
+            if not isinstance(changes, dict):
+                raise ValueError('expected a JSON object')
+            meta = self.recorder.update_meta(**changes)
+        except (ValueError, TypeError) as exc:
+            self.get_logger().error(f'~/set_metadata: rejected {msg.data[:200]!r}: {exc}')
+            return
+        self.get_logger().info(f'episode metadata: {meta.to_json()}')
+        self.publish_status()
+
+
+def spin_recorder(node: RecorderNode) -> None:
+    """Spin until Ctrl-C / shutdown, then close the running episode cleanly."""
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RecorderNode()
+        spin_recorder(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

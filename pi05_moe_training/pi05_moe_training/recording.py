@@ -1,0 +1,265 @@
+"""Episode sessions: one bag per episode, started and stopped on demand. Pure (no rclpy).
+
+The recorder node, the ``pi05-moe record`` keyboard and the simulator's demonstration loop all
+drive an :class:`EpisodeRecorder`: topics are declared once (as they are discovered), messages
+are offered continuously and land in the current bag only while an episode is running.
+Transient-local ("latched") topics such as ``/pi05_moe/prompt`` are published once, long before
+an episode starts, so their last message is kept and written at the start of every episode.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rosbags.interfaces import Qos
+from rosbags.typesys.store import Typestore
+
+from pi05_moe_policy.params import check, param
+
+from .bag_writer import STORAGES, BagSummary, BagWriter, BagWriterError, make_qos
+from .episode_meta import (
+    DEFAULT_BASE_CAMERA,
+    DEFAULT_CAMERAS,
+    DEFAULT_EXPERT_CAMERAS,
+    EpisodeMeta,
+)
+
+# What an episode bag holds by default (the same list as config/record_topics.txt, which
+# `ros2 bag record` uses on a robot; a test keeps the two equal).
+DEFAULT_TOPICS = [
+    '/l515/color/image_raw',
+    '/l515/depth/image_rect_raw',
+    '/wrist/image_raw',
+    '/thermal/image_raw',
+    '/joint_states',
+    '/pi05_moe/prompt',
+    '/arm_controller/commands',
+    '/arm_controller/joint_trajectory',
+    '/pi05_moe/command_preview',
+    '/pi05_moe/action_chunk',
+    '/pi05_moe/routing',
+]
+
+
+@dataclass
+class RecorderConfig:
+    """The episode recorder (``recorder_node`` parameters and ``pi05-moe record`` options)."""
+
+    out_dir: str = param('bags', 'directory the episode bags are written into')
+    prefix: str = param('episode', 'bag directory prefix: <prefix>_<date>_<time>_<n>')
+    storage: str = param('mcap', "rosbag2 storage plugin: 'mcap' or 'sqlite3'")
+    topics: list[str] = param(list(DEFAULT_TOPICS),
+                              'topics to record; each is subscribed once a publisher appears')
+    auto_start: bool = param(False, 'start an episode as soon as the node is up')
+    discovery_period_s: float = param(0.5, 'how often to look for the topics not yet found (s)')
+    queue_depth: int = param(1000, 'subscription history depth (KEEP_LAST) per topic: absorbs '
+                             'executor hiccups without losing messages')
+    max_queue_mb: int = param(1024, 'messages waiting for the disk beyond this are dropped (MiB)')
+    status_period_s: float = param(0.5, 'period of ~/status while running (s)')
+    prompt: str = param('', 'episode metadata: the language instruction')
+    task: str = param('', 'episode metadata: task id')
+    robot: str = param('', 'episode metadata: robot name')
+    operator: str = param('', "episode metadata: operator ('scripted_expert' for sim demos)")
+    base_camera: str = param(DEFAULT_BASE_CAMERA, 'camera role: always-on base camera')
+    expert_cameras: list[str] = param(list(DEFAULT_EXPERT_CAMERAS),
+                                      'camera roles: the gated expert cameras')
+    cameras: dict[str, str] = param(dict(DEFAULT_CAMERAS), 'camera name -> image topic')
+
+    def __post_init__(self):
+        check(bool(self.out_dir), self, 'out_dir', 'a directory')
+        check(self.storage in STORAGES, self, 'storage', f'one of {sorted(STORAGES)}')
+        check(bool(self.topics) and all(t.startswith('/') for t in self.topics), self, 'topics',
+              'a non-empty list of absolute topic names')
+        check(len(set(self.topics)) == len(self.topics), self, 'topics', 'no duplicates')
+        check(self.discovery_period_s > 0, self, 'discovery_period_s', '> 0')
+        check(self.queue_depth >= 1, self, 'queue_depth', '>= 1')
+        check(self.max_queue_mb >= 1, self, 'max_queue_mb', '>= 1')
+        check(self.status_period_s > 0, self, 'status_period_s', '> 0')
+        self.episode_meta()  # validates the camera roles
+
+    def episode_meta(self) -> EpisodeMeta:
+        """The metadata the episodes start with."""
+        return EpisodeMeta(prompt=self.prompt, task=self.task, robot=self.robot,
+                           operator=self.operator, base_camera=self.base_camera,
+                           expert_cameras=list(self.expert_cameras), cameras=dict(self.cameras))
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic as the session records it."""
+
+    msgtype: str
+    offered_qos: tuple[Qos, ...] = ()
+    latched: bool = False  # keep the last message and write it at each episode start
+
+
+def subscription_qos(publishers: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """The (reliability, durability) a recorder should subscribe with, as ``ros2 bag record`` does.
+
+    ``publishers`` are the offered (reliability, durability) pairs, lower-case rosbag2 names. The
+    subscription is reliable only if every publisher is (a reliable subscription does not match
+    a best-effort publisher, while best effort matches both), and transient-local only if every
+    publisher is (same rule for durability). With no publishers: reliable, volatile.
+    """
+    if not publishers:
+        return 'reliable', 'volatile'
+    reliable = all(r == 'reliable' for r, _ in publishers)
+    latched = all(d == 'transient_local' for _, d in publishers)
+    return ('reliable' if reliable else 'best_effort',
+            'transient_local' if latched else 'volatile')
+
+
+def episode_dir_name(prefix: str, index: int, when: float | None = None) -> str:
+    """``<prefix>_<YYYYmmdd_HHMMSS>_<index:03d>``: sorts by time, unique within a session."""
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(time.time() if when is None else when))
+    return f'{prefix}_{stamp}_{index:03d}'
+
+
+class EpisodeRecorder:
+    """Thread-safe episode session writing bags under ``out_dir``.
+
+    Args:
+        out_dir: directory for the bags (created).
+        meta: metadata for the episodes; :meth:`update_meta` changes it for the current and
+            later episodes.
+        typestore: knows every recorded type.
+        storage: 'mcap' or 'sqlite3'.
+        prefix: bag directory prefix.
+        max_queue_bytes: per bag, see :class:`BagWriter`.
+    """
+
+    def __init__(self, out_dir: str | Path, meta: EpisodeMeta, typestore: Typestore, *,
+                 storage: str = 'mcap', prefix: str = 'episode', max_queue_bytes: int = 1 << 30):
+        self.out_dir = Path(out_dir)
+        self.meta = meta
+        self._store = typestore
+        self._storage = storage
+        self._prefix = prefix
+        self._max_queue_bytes = max_queue_bytes
+        self._lock = threading.RLock()
+        self._topics: dict[str, TopicInfo] = {}
+        self._latched: dict[str, tuple[int, Any]] = {}  # topic -> (stamp, data)
+        self._bag: BagWriter | None = None
+        self._episode_index = 0
+        self.summaries: list[BagSummary] = []
+
+    @property
+    def recording(self) -> bool:
+        return self._bag is not None
+
+    @property
+    def current_path(self) -> Path | None:
+        bag = self._bag
+        return bag.path if bag is not None else None
+
+    @property
+    def topics(self) -> dict[str, TopicInfo]:
+        with self._lock:
+            return dict(self._topics)
+
+    def add_topic(self, topic: str, msgtype: str, offered_qos: Sequence[Qos] = (), *,
+                  latched: bool = False) -> None:
+        """Record ``topic`` from now on (in the current episode too, if one is running)."""
+        with self._lock:
+            if topic in self._topics:
+                return
+            if msgtype not in self._store.fielddefs:
+                raise BagWriterError(f'{topic}: message type {msgtype!r} is unknown to the '
+                                     'typestore; it cannot be recorded')
+            info = TopicInfo(msgtype, tuple(offered_qos) or (make_qos(),), latched)
+            self._topics[topic] = info
+            if self._bag is not None:
+                self._bag.add_topic(topic, msgtype, info.offered_qos)
+
+    def write(self, topic: str, timestamp_ns: int, data: Any, *, block: bool = False) -> bool:
+        """Offer one message (CDR bytes or a rosbags message object).
+
+        Returns True if it was queued for the current bag; False when no episode is running
+        (it is then only remembered if the topic is latched) or the bag's queue is full.
+        ``block=True`` waits for room instead (offline producers); it holds the session lock
+        meanwhile, so it is for single-threaded producers such as the simulator loop.
+        """
+        with self._lock:  # held while queueing, so stop() never closes a bag mid-write
+            info = self._topics.get(topic)
+            if info is None:
+                raise BagWriterError(f'{topic}: write before add_topic')
+            if info.latched:
+                self._latched[topic] = (timestamp_ns, data)
+            if self._bag is None:
+                return False
+            return self._bag.write(topic, timestamp_ns, data, block=block)
+
+    def update_meta(self, **changes: Any) -> EpisodeMeta:
+        """Change the metadata of the current and later episodes (validated)."""
+        with self._lock:
+            self.meta = self.meta.updated(**changes)
+            if self._bag is not None:
+                self._bag.set_metadata(self.meta)
+            return self.meta
+
+    def start(self, timestamp_ns: int, **meta_changes: Any) -> Path:
+        """Open a new bag and start recording into it; raises if an episode is running."""
+        with self._lock:
+            if self._bag is not None:
+                raise BagWriterError(f'an episode is already being recorded into {self._bag.path}')
+            if meta_changes:
+                self.meta = self.meta.updated(**meta_changes)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            path = self._next_path()
+            bag = BagWriter(path, self._store, storage=self._storage,
+                            max_queue_bytes=self._max_queue_bytes)
+            for topic, info in self._topics.items():
+                bag.add_topic(topic, info.msgtype, info.offered_qos)
+            for topic, (_, data) in self._latched.items():
+                bag.write(topic, timestamp_ns, data)
+            bag.set_metadata(self.meta)
+            self._bag = bag
+            return path
+
+    def stop(self, *, success: bool | None = None, discard: bool = False) -> BagSummary | None:
+        """Close the current bag (None if none was open); ``discard`` deletes it instead."""
+        with self._lock:
+            bag, self._bag = self._bag, None
+            if bag is None:
+                return None
+            if success is not None:
+                self.meta = self.meta.updated(success=success)
+            meta = self.meta
+            # The next episode's verdict is unknown again.
+            self.meta = self.meta.updated(success=None)
+        if discard:
+            bag.discard()
+            return None
+        bag.set_metadata(meta)
+        summary = bag.close()
+        with self._lock:
+            self.summaries.append(summary)
+        return summary
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able snapshot for status topics and keyboard feedback."""
+        with self._lock:
+            bag = self._bag
+            return {
+                'recording': bag is not None,
+                'bag': str(bag.path) if bag is not None else '',
+                'episodes_done': len(self.summaries),
+                'queued_mb': round(bag.queued_bytes / 2**20, 2) if bag is not None else 0.0,
+                'dropped': bag.dropped if bag is not None else 0,
+                'counts': bag.counts if bag is not None else {},
+                'error': str(bag.error) if bag is not None and bag.error else '',
+                'topics': sorted(self._topics),
+                'prompt': self.meta.prompt,
+            }
+
+    def _next_path(self) -> Path:
+        while True:
+            self._episode_index += 1
+            path = self.out_dir / episode_dir_name(self._prefix, self._episode_index)
+            if not path.exists():
+                return path

@@ -1,0 +1,37 @@
+"""Pure step -> value schedules of the training loop (nanoGPT's ``get_lr(it)``).
+
+They hold no state: the learning rate and the routing-loss weight at step ``s`` depend on ``s``
+and the config only, so resuming at step ``s`` needs no scheduler state to restore.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .train_config import TrainConfig
+
+
+def get_lr(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up from ~0 to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr``
+    at ``max_steps`` (held there after)."""
+    if step < cfg.warmup_steps:
+        # (step + 1): the very first step already learns a little.
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if step >= cfg.max_steps:
+        return cfg.min_lr
+    decay_steps = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = (step - cfg.warmup_steps) / decay_steps  # in [0, 1)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
+    return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
+
+
+def routing_loss_weight(step: int, cfg: TrainConfig) -> float:
+    """Seed 001's tips: no routing loss for ``routing_warmup_steps`` (the action expert learns
+    to use the cameras first), then a linear ramp to ``routing_loss_weight`` over
+    ``routing_ramp_steps``."""
+    if step < cfg.routing_warmup_steps:
+        return 0.0
+    if cfg.routing_ramp_steps == 0:
+        return cfg.routing_loss_weight
+    progress = (step - cfg.routing_warmup_steps) / cfg.routing_ramp_steps
+    return cfg.routing_loss_weight * min(1.0, progress)

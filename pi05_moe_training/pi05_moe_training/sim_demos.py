@@ -1,0 +1,202 @@
+"""record scripted-expert demonstrations from the simulated robot (in-process, no DDS).
+
+Runs the MuJoCo robot (pi05_moe_bringup.sim) and its scripted IK expert in this process and
+writes one bag per episode through the same bag writer as `pi05-moe record`, with the topics,
+types, encodings and rates sim_node publishes:
+  /joint_states every control step, /l515/color/image_raw + /l515/depth/image_rect_raw and
+  /wrist/image_raw at 30 Hz, /thermal/image_raw (mono16 centi-K) at 9 Hz, /pi05_moe/prompt,
+  and the expert's joint targets on /arm_controller/commands (Float64MultiArray) = the actions.
+Stamps and bag times are sim time. Each control step k observes the robot at t_k, then commands
+the expert's target for the next period at t_k, so the converter pairs observation k with
+command k. The metadata holds the prompt, task, success (the sim's own test), the operator
+"scripted_expert" and the camera roles. Tasks alternate; episode i uses seed --seed + i.
+
+Example:
+  pi05-moe sim-demos --out bags/sim --episodes 20
+  pi05-moe convert bags/sim --out datasets/sim --only-success
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pi05_moe_policy.core.image_codec import numpy_to_image
+from pi05_moe_policy.params import check, param
+
+from .bag_writer import BagSummary, make_qos
+from .episode_meta import EpisodeMeta
+from .recording import EpisodeRecorder
+from .typestore import make_typestore
+
+COMMANDS_TOPIC = '/arm_controller/commands'
+PROMPT_TOPIC = '/pi05_moe/prompt'
+STATE_TOPIC = '/joint_states'
+SENSOR_QOS = make_qos('best_effort', 'volatile', 5)  # what sim_node offers (qos.SENSOR)
+COMMAND_QOS = make_qos('reliable', 'volatile', 10)  # qos.COMMAND, as executor_node offers
+PROMPT_QOS = make_qos('reliable', 'transient_local', 1)  # qos.PROMPT
+
+
+@dataclass
+class SimDemoConfig:
+    """What `pi05-moe sim-demos` records."""
+
+    tasks: list[str] = param(['lift_red_cube', 'lift_hot_cube'], 'tasks, used in turn')
+    episodes: int = param(10, 'number of episodes (bags)')
+    seed: int = param(0, 'seed of episode 0; episode i uses seed + i')
+    hold_s: float = param(0.5, 'seconds recorded after the expert\'s plan ends')
+    depth: bool = param(True, 'also record /l515/depth/image_rect_raw (16UC1 mm)')
+    storage: str = param('mcap', "'mcap' or 'sqlite3'")
+
+    def __post_init__(self):
+        check(bool(self.tasks), self, 'tasks', 'at least one task')
+        check(self.episodes >= 1, self, 'episodes', '>= 1')
+        check(self.seed >= 0, self, 'seed', '>= 0')
+        check(self.hold_s >= 0, self, 'hold_s', '>= 0')
+
+
+class _Messages:
+    """rosbags message objects of the sim's topics, built from numpy arrays."""
+
+    def __init__(self, store):
+        self.t = store.types
+
+    def header(self, seconds: float, frame_id: str = ''):
+        ns = int(round(seconds * 1e9))
+        stamp = self.t['builtin_interfaces/msg/Time'](sec=ns // 10**9, nanosec=ns % 10**9)
+        return self.t['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
+
+    def joint_state(self, header, names, position, velocity):
+        return self.t['sensor_msgs/msg/JointState'](
+            header=header, name=list(names), position=np.asarray(position, np.float64),
+            velocity=np.asarray(velocity, np.float64), effort=np.zeros(0))
+
+    def image(self, header, array: np.ndarray, encoding: str, topic: str):
+        msg = self.t['sensor_msgs/msg/Image'](header=header, height=0, width=0, encoding='',
+                                              is_bigendian=0, step=0,
+                                              data=np.zeros(0, np.uint8))
+        return numpy_to_image(array, encoding, msg, topic)
+
+    def command(self, values: np.ndarray):
+        layout = self.t['std_msgs/msg/MultiArrayLayout'](dim=[], data_offset=0)
+        return self.t['std_msgs/msg/Float64MultiArray'](layout=layout,
+                                                        data=np.asarray(values, np.float64))
+
+    def string(self, text: str):
+        return self.t['std_msgs/msg/String'](data=text)
+
+
+def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_config: Any = None,
+                 progress: bool = True) -> list[BagSummary]:
+    """Record ``cfg.episodes`` scripted episodes into ``out_dir``; return the bags' summaries.
+
+    ``sim_config`` is a ``pi05_moe_bringup.sim.config.SimConfig`` (image sizes, rates).
+    """
+    from tqdm import tqdm
+
+    from pi05_moe_bringup.drivers import topics
+    from pi05_moe_bringup.sim.config import SimConfig
+    from pi05_moe_bringup.sim.expert import ScriptedExpert
+    from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
+    from pi05_moe_bringup.sim.schedule import RateSchedule
+    from pi05_moe_bringup.sim.tasks import make_task
+
+    cfg = cfg or SimDemoConfig()
+    sim_config = sim_config or SimConfig(task=cfg.tasks[0], seed=cfg.seed)
+    for name in cfg.tasks:
+        make_task(name)  # unknown task names fail before anything is written
+    store = make_typestore()
+    msgs = _Messages(store)
+    recorder = EpisodeRecorder(
+        out_dir, EpisodeMeta(robot='pi05_moe_sim', operator='scripted_expert',
+                             joint_names=list(JOINT_NAMES)),
+        store, storage=cfg.storage, prefix='sim')
+    images = {'l515': topics.L515_COLOR, 'wrist': topics.WRIST_IMAGE,
+              'thermal': topics.THERMAL_IMAGE}
+    for topic in [*images.values(), STATE_TOPIC] + ([topics.L515_DEPTH] if cfg.depth else []):
+        recorder.add_topic(topic, ('sensor_msgs/msg/JointState' if topic == STATE_TOPIC
+                                   else 'sensor_msgs/msg/Image'), [SENSOR_QOS])
+    recorder.add_topic(COMMANDS_TOPIC, 'std_msgs/msg/Float64MultiArray', [COMMAND_QOS])
+    recorder.add_topic(PROMPT_TOPIC, 'std_msgs/msg/String', [PROMPT_QOS], latched=True)
+    rates = {'l515': sim_config.l515_hz, 'wrist': sim_config.wrist_hz,
+             'thermal': sim_config.thermal_hz}
+
+    with SimRobot(sim_config) as robot:
+        expert = ScriptedExpert(robot.scene)
+        dt = sim_config.control_period_s
+        bar = tqdm(range(cfg.episodes), desc='sim-demos', unit='episode', disable=not progress)
+        successes = 0
+        for i in bar:
+            task = robot.reset(task=cfg.tasks[i % len(cfg.tasks)], seed=cfg.seed + i)
+            expert.reset(task.target)
+            start = robot.clock
+            recorder.write(PROMPT_TOPIC, _ns(start), msgs.string(task.prompt))
+            recorder.start(_ns(start), prompt=task.prompt, task=task.name, success=None,
+                           notes=f'seed={robot.seed} target={task.target}')
+            schedules = {cam: RateSchedule(hz, start=start) for cam, hz in rates.items()}
+            for _ in range(int(round((expert.duration + cfg.hold_s) / dt))):
+                now = robot.clock
+                header = msgs.header(now)
+                state = robot.joint_state()
+                _write(recorder, STATE_TOPIC, now, msgs.joint_state(
+                    header, state.names, state.position, state.velocity))
+                if schedules['l515'].due(now):
+                    rgb, depth = robot.l515()  # (H, W, 3) uint8, (H, W) uint16 mm
+                    _write(recorder, images['l515'], now,
+                           msgs.image(header, rgb, 'rgb8', images['l515']))
+                    if cfg.depth:
+                        _write(recorder, topics.L515_DEPTH, now,
+                               msgs.image(header, depth, '16UC1', topics.L515_DEPTH))
+                if schedules['wrist'].due(now):
+                    _write(recorder, images['wrist'], now,
+                           msgs.image(header, robot.wrist(), 'rgb8', images['wrist']))
+                if schedules['thermal'].due(now):
+                    _write(recorder, images['thermal'], now,
+                           msgs.image(header, robot.thermal(), 'mono16', images['thermal']))
+                action = expert.act(robot.time)  # (7,) targets for the next period
+                _write(recorder, COMMANDS_TOPIC, now, msgs.command(action))
+                robot.set_action(action)
+                robot.step()
+            success = robot.success()
+            successes += success
+            recorder.stop(success=success)
+            bar.set_postfix(success=f'{successes}/{i + 1}')
+    return recorder.summaries
+
+
+def _ns(seconds: float) -> int:
+    return int(round(seconds * 1e9))
+
+
+def _write(recorder: EpisodeRecorder, topic: str, seconds: float, msg) -> None:
+    recorder.write(topic, _ns(seconds), msg, block=True)  # offline: wait for the disk
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--out', required=True, help='directory for the bags')
+    parser.add_argument('--episodes', type=int, default=10, help='number of episodes (10)')
+    parser.add_argument('--tasks', nargs='+', help='tasks used in turn (default: '
+                        'lift_red_cube lift_hot_cube)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of episode 0 (0)')
+    parser.add_argument('--no-depth', action='store_true', help='do not record L515 depth')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        cfg = SimDemoConfig(episodes=args.episodes, seed=args.seed, depth=not args.no_depth,
+                            storage=args.storage,
+                            **({'tasks': args.tasks} if args.tasks else {}))
+        summaries = record_demos(args.out, cfg, progress=not args.no_progress)
+    except ValueError as exc:
+        print(f'pi05-moe sim-demos: {exc}', file=sys.stderr)
+        return 2
+    for s in summaries:
+        print(f'bag: {s.path}  {sum(s.counts.values())} messages, {s.duration_s:.1f} s')
+    return 0

@@ -1,0 +1,140 @@
+"""The converted dataset as a torch ``Dataset``, through the policy's own transform.
+
+Each sample goes through ``Policy.transform.sample`` (resize and pad to 224, thermal to three
+channels, quantile normalisation, discretised state in the prompt, tokens): the same code
+``Policy.infer`` runs, so training and inference cannot disagree.  ``collate`` is the
+transform's as well.
+
+Data order is a pure function of (seed, epoch, rank): ``ResumableSampler`` is a
+``DistributedSampler`` that can start mid-epoch, and each epoch's ``DataLoader`` gets its own
+seeded generator (worker seeds derive from it, never from the global RNG that draws the flow
+noise).  That is what lets ``--resume`` continue bit-exactly.  The transform has no random
+augmentation; one added later must draw from the worker's seeded RNG to stay resumable.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from . import dataset_layout as layout
+from .dataset import EpisodeDataset, load_stats
+
+THERMAL_ENCODING = 'mono16'  # centi-Kelvin (dataset_layout / convert)
+
+
+class TrainDataset(Dataset):
+    """Training samples of a ``pi05-moe convert`` dataset.
+
+    Two steps, because the model is built from the dataset and the samples from the model:
+    ``robot_description()`` and ``norm_stats`` feed a fresh policy's config, then
+    ``bind(policy)`` checks the dataset against the policy and reads frames with its action
+    horizon and cameras.  Item i is ``policy.transform.sample(...)`` of frame i.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        info_path = self.root / layout.INFO
+        if not info_path.is_file():
+            raise ValueError(f'{str(self.root)!r} is not a dataset from `pi05-moe convert` '
+                             f'(no {layout.INFO})')
+        self.info = layout.read_json(info_path)
+        self.stats = load_stats(self.root)
+        self.frames: EpisodeDataset | None = None
+        self.transform: Any = None
+
+    @property
+    def norm_stats(self) -> dict[str, dict[str, Any]]:
+        """``meta/stats.json`` in the policy's layout (q01/q99 per dim of state and actions)."""
+        return {'state': self.stats[layout.STATE], 'actions': self.stats[layout.ACTION]}
+
+    def robot_description(self) -> dict[str, Any]:
+        """ModelConfig fields the dataset determines: dims, joint names, control period and
+        camera roles (thermal = cameras stored as mono16 centi-Kelvin)."""
+        features = self.info['features']
+        roles = self.info['camera_roles']
+        cameras = [roles['base'], *roles['experts']]
+        action_names = features[layout.ACTION]['names']
+        return {
+            'robot_state_dim': int(features[layout.STATE]['shape'][0]),
+            'robot_action_dim': int(features[layout.ACTION]['shape'][0]),
+            'joint_names': list(action_names) if action_names else None,
+            'control_period_s': 1.0 / float(self.info['fps']),
+            'base_camera': roles['base'],
+            'expert_cameras': list(roles['experts']),
+            'thermal_cameras': [c for c in cameras if features[layout.image_key(c)]['info']
+                                .get('encoding') == THERMAL_ENCODING],
+        }
+
+    def bind(self, policy: Any) -> None:
+        """Check that ``policy`` fits this dataset; then frames are read for it."""
+        cfg = policy.config
+        robot = self.robot_description()
+        problems = [f'{k}: model {getattr(cfg, k)!r}, dataset {robot[k]!r}'
+                    for k in ('robot_state_dim', 'robot_action_dim')
+                    if getattr(cfg, k) != robot[k]]
+        if not math.isclose(cfg.control_period_s, robot['control_period_s'], rel_tol=1e-3):
+            problems.append(f'control_period_s: model {cfg.control_period_s!r}, dataset '
+                            f'{robot["control_period_s"]!r} (1 / fps)')
+        if problems:
+            raise ValueError(f'dataset {str(self.root)!r} does not fit the model: '
+                             + '; '.join(problems))
+        self.frames = EpisodeDataset(self.root, horizon=cfg.action_horizon,
+                                     cameras=list(cfg.camera_names))
+        self.transform = policy.transform
+
+    def __len__(self) -> int:
+        return len(self._bound())
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = self._bound()[i]
+        labels = item['camera_active']
+        experts = self.transform.config.expert_cameras
+        # Labels only when the dataset has one for each of the model's expert cameras.
+        active = {e: labels[e] for e in experts} if all(e in labels for e in experts) else None
+        return self.transform.sample(item['images'], item['state'], item['prompt'],
+                                     actions=item['actions'], camera_active=active,
+                                     action_is_pad=item['action_is_pad'])
+
+    def collate(self, samples: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return self.transform.collate(samples)
+
+    def _bound(self) -> EpisodeDataset:
+        if self.frames is None:
+            raise RuntimeError('TrainDataset.bind(policy) must be called first')
+        return self.frames
+
+
+class ResumableSampler(DistributedSampler):
+    """This rank's shard of a seeded per-epoch shuffle, optionally skipping its first
+    ``start`` indices (the batches already trained on before a checkpoint)."""
+
+    def __init__(self, dataset: Any, world_size: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                         drop_last=True)
+        self.start = 0
+
+    def set_position(self, epoch: int, start: int) -> None:
+        self.set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return max(0, self.num_samples - self.start)
+
+
+def make_loader(dataset: Any, sampler: ResumableSampler, batch_size: int, num_workers: int,
+                seed: int, pin_memory: bool = False) -> DataLoader:
+    """One epoch's loader; ``seed`` fixes the worker seeds (and nothing else)."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                      num_workers=num_workers, collate_fn=dataset.collate,
+                      generator=torch.Generator().manual_seed(seed), pin_memory=pin_memory,
+                      persistent_workers=False)

@@ -1,0 +1,265 @@
+"""Train the PI0.5 camera-MoE policy: flow-matching loss + focal routing loss.
+
+    pi05-moe train --dataset data/sim --preset small --out checkpoints/sim_small
+    pi05-moe train --dataset data/sim --out checkpoints/sim_small --resume
+    torchrun --nproc_per_node 4 -m pi05_moe_training.train --dataset ... --out ...
+    tensorboard --logdir checkpoints/sim_small/tb
+
+Loss: ``action_loss + w(step) * routing_loss``; w is 0 for --routing-warmup-steps, then ramps
+linearly to --routing-loss-weight (seed 001's tips).  AdamW with decoupled weight decay on
+matrices, linear warm-up + cosine learning rate, global gradient-norm clipping.
+
+Hardware: on CUDA, bf16 autocast (--bf16) and optional --gradient-checkpointing; on the CPU the
+run is fp32 and both flags are ignored.  Several processes (``torchrun``, one or more nodes)
+train with DDP: the batch size is per process, each rank reads its own shard of every epoch
+(DistributedSampler), and only rank 0 logs and writes checkpoints.
+
+Output (--out): ``checkpoint-<step>/`` every --save-every steps and at the end, each loadable
+by ``Policy.load`` (weights, config, norm stats, tokenizer) and holding the exact training state;
+``latest`` points at the newest; ``tb/`` has the TensorBoard scalars.  --resume continues from
+``latest`` exactly where it stopped: weights, optimiser, step, RNG states and data position
+(the model config and norm stats come from the checkpoint; pass the same training flags, a
+changed one is reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpointing import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_train_config,
+    load_train_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .config_cli import add_config_arguments, config_from_args
+from .distributed import (
+    DistInfo,
+    all_gather_objects,
+    barrier,
+    init_distributed,
+    parameter_hash,
+    shutdown_distributed,
+)
+from .schedules import get_lr, routing_loss_weight
+from .torch_dataset import ResumableSampler, TrainDataset, make_loader
+from .train_config import TrainConfig
+from .train_logging import MetricWindow, TrainLogger, metric_keys, step_metrics
+
+log = logging.getLogger('pi05_moe.train')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, TrainConfig, required=('dataset', 'out'))
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    try:
+        cfg = config_from_args(TrainConfig, args)
+        cfg.check_paths()
+        train(cfg)
+    except ValueError as e:  # bad flags, dataset or checkpoint: the message says which
+        print(f'pi05-moe train: error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device
+                   ) -> torch.optim.AdamW:
+    """AdamW; matrices decay, vectors (biases, norms, learnable gate scales) do not."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{'params': [p for p in params if p.dim() >= 2], 'weight_decay': cfg.weight_decay},
+              {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                             fused=device.type == 'cuda')
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_policy(cfg: TrainConfig, data: TrainDataset, resume_from: Path | None) -> Any:
+    """A fresh policy (preset + dataset's robot description + overrides, the dataset's norm
+    stats) or the one in the checkpoint being resumed."""
+    from pi05_moe_policy import Policy
+
+    if resume_from is not None:
+        return Policy.load(resume_from)
+    model_cfg = cfg.model_config(data.robot_description())
+    return Policy.from_config(model_cfg, seed=cfg.seed, norm_stats=data.norm_stats)
+
+
+def warn_config_changes(saved: dict[str, Any], cfg: TrainConfig) -> None:
+    changed = {k: (saved.get(k), v) for k, v in cfg.to_dict().items()
+               if k != 'resume' and saved.get(k) != v}
+    for k, (old, new) in sorted(changed.items()):
+        log.warning('resume: %s changed from %r to %r', k, old, new)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run training; returns the last checkpoint directory (on every rank)."""
+    dist_info = init_distributed(cfg.device)
+    try:
+        return _train(cfg, dist_info)
+    finally:
+        shutdown_distributed()
+
+
+def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
+    device = dist_info.device
+    out = Path(cfg.out)
+    resume_from = latest_checkpoint(out) if cfg.resume else None
+    if cfg.resume and resume_from is None:
+        raise ValueError(f'--resume: no checkpoint in {str(out)!r}')
+    if not cfg.resume and list_checkpoints(out):
+        raise ValueError(f'{str(out)!r} already holds checkpoints; pass --resume to continue '
+                         'that run or choose a new --out')
+
+    data = TrainDataset(cfg.dataset)
+    policy = build_policy(cfg, data, resume_from)
+    data.bind(policy)  # checks the dataset against the model; samples go through its transform
+    model = policy.model.to(device).train()
+    optimizer = make_optimizer(model, cfg, device)
+
+    # Where we are: a fresh start, or exactly where the checkpoint stopped.
+    step, epoch, batch_in_epoch = 0, 0, 0
+    seed_everything(cfg.seed + dist_info.rank)  # ranks draw different flow noise
+    sampler = ResumableSampler(data, dist_info.world_size, dist_info.rank, cfg.seed)
+    batches_per_epoch = sampler.num_samples // cfg.batch_size
+    if batches_per_epoch == 0:
+        raise ValueError(f'the dataset has {len(data)} samples: too few for batch_size='
+                         f'{cfg.batch_size} x {dist_info.world_size} process(es)')
+    if resume_from is not None:
+        warn_config_changes(load_train_config(resume_from), cfg)
+        state = load_train_state(resume_from)
+        optimizer.load_state_dict(state['optimizer'])
+        step, epoch, batch_in_epoch = state['step'], state['epoch'], state['batch_in_epoch']
+        if (state['world_size'], state['batches_per_epoch']) == (dist_info.world_size,
+                                                                 batches_per_epoch):
+            set_rng_state(state['rng'][dist_info.rank])
+        else:
+            log.warning('resume: world size or dataset changed; the data order restarts at '
+                        'the next epoch and RNGs are reseeded (not an exact continuation)')
+            epoch, batch_in_epoch = epoch + 1, 0
+            seed_everything(cfg.seed + dist_info.rank + 1_000_003 * step)
+        log.info('resumed from %s at step %d', resume_from, step)
+
+    if cfg.gradient_checkpointing and device.type == 'cuda':
+        if not hasattr(model, 'set_gradient_checkpointing'):
+            raise ValueError('--gradient-checkpointing: this model has no '
+                             'set_gradient_checkpointing(); train without it')
+        model.set_gradient_checkpointing(True)
+    elif cfg.gradient_checkpointing:
+        log.info('--gradient-checkpointing is ignored on %s', device)
+    if device.type == 'cuda':
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    use_bf16 = cfg.bf16 and device.type == 'cuda'
+    autocast = (torch.autocast('cuda', dtype=torch.bfloat16) if use_bf16
+                else contextlib.nullcontext())
+    ddp_model = model
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # The VLM's last-layer MLP and final norm never feed the action loss.
+        ddp_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None,
+            find_unused_parameters=True)
+
+    experts = policy.expert_cameras if policy.config.use_camera_moe else ()
+    window = MetricWindow(metric_keys(experts), device)
+    logger = TrainLogger(out, dist_info, cfg.max_steps, step, cfg.progress)
+    global_batch = cfg.batch_size * dist_info.world_size
+    logger.write(f'training {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params on '
+                 f'{dist_info.world_size} x {device} ({"bf16" if use_bf16 else "fp32"}), '
+                 f'{len(data)} samples, global batch {global_batch}, '
+                 f'{batches_per_epoch} steps/epoch')
+
+    def checkpoint() -> Path:
+        return _save(out, step, policy, cfg, optimizer, dist_info, epoch, batch_in_epoch,
+                     batches_per_epoch)
+
+    last = resume_from
+    while step < cfg.max_steps:
+        sampler.set_position(epoch, batch_in_epoch * cfg.batch_size)
+        loader = make_loader(data, sampler, cfg.batch_size, cfg.num_workers,
+                             seed=cfg.seed + 7919 * epoch + dist_info.rank,
+                             pin_memory=device.type == 'cuda')
+        for batch in loader:
+            lr = get_lr(step, cfg)
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with autocast:
+                loss, info = ddp_model(batch, routing_loss_weight=routing_loss_weight(step, cfg))
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            batch_in_epoch += 1
+            window.add(step_metrics(info, grad_norm, experts))
+            logger.advance()
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                scalars = window.pop(dist_info)
+                if not math.isfinite(scalars['loss']):
+                    raise FloatingPointError(f'loss is {scalars["loss"]} at step {step}; the '
+                                             f'last good checkpoint is {last}')
+                logger.log(step, scalars, lr, global_batch)
+            if step % cfg.save_every == 0 or step == cfg.max_steps:
+                last = checkpoint()
+            if step >= cfg.max_steps:
+                break
+        else:  # the epoch ran out
+            epoch, batch_in_epoch = epoch + 1, 0
+    logger.write(f'done: step {step}, checkpoint {last}')
+    logger.close()
+    return last
+
+
+def _save(out: Path, step: int, policy: Any, cfg: TrainConfig, optimizer: torch.optim.Optimizer,
+          dist_info: DistInfo, epoch: int, batch_in_epoch: int, batches_per_epoch: int) -> Path:
+    """Every rank contributes its RNG state (and, under DDP, its parameter hash, to prove the
+    replicas are still identical); rank 0 writes."""
+    rngs = all_gather_objects(rng_state(), dist_info)
+    hashes = all_gather_objects(parameter_hash(policy.model), dist_info) \
+        if dist_info.enabled else []
+    path = out / f'checkpoint-{step}'
+    if dist_info.is_main:
+        if len(set(hashes)) > 1:
+            raise RuntimeError(f'DDP replicas diverged at step {step}: parameter hashes {hashes}')
+        state = {'optimizer': optimizer.state_dict(), 'rng': rngs, 'epoch': epoch,
+                 'batch_in_epoch': batch_in_epoch, 'batches_per_epoch': batches_per_epoch,
+                 'world_size': dist_info.world_size, 'replica_hashes': hashes}
+        path = save_checkpoint(out, step, policy, cfg.to_dict(), state, cfg.keep_last)
+    barrier(dist_info)  # nobody reads a checkpoint before it exists
+    return path
+
+
+def cli() -> int:
+    """``python -m pi05_moe_training.train`` (what torchrun runs)."""
+    parser = argparse.ArgumentParser(prog='pi05_moe_training.train', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return main(parser.parse_args())
+
+
+if __name__ == '__main__':
+    sys.exit(cli())

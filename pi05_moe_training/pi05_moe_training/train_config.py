@@ -1,0 +1,138 @@
+"""``TrainConfig``: every knob of ``pi05-moe train``, validated, one place.
+
+The CLI flags are generated from this dataclass (``--batch-size`` <- ``batch_size``), and each
+checkpoint carries it as ``train_config.json``, so flags, code and checkpoints cannot drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pi05_moe_policy.params import check, param
+
+DEVICES = ('auto', 'cpu', 'cuda')
+# ModelConfig's copy of the routing-loss schedule, set from this config's routing_* fields.
+SCHEDULE_FIELDS = ('camera_routing_loss_weight', 'camera_routing_loss_warmup_steps',
+                   'camera_routing_loss_ramp_steps')
+
+
+def parse_override(text: str) -> Any:
+    """A model override's value: JSON (``false``, ``112``, ``["a", "b"]``) or a bare string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@dataclass
+class TrainConfig:
+    """Training of the PI0.5 camera-MoE policy (flow-matching + focal routing loss)."""
+
+    # --- data and output ---
+    dataset: str = param('', 'dataset directory written by `pi05-moe convert`')
+    out: str = param('', 'output directory: checkpoint-<step>/, latest -> newest, tb/')
+    resume: bool = param(False, 'continue from <out>/latest: model, optimiser, step, RNG '
+                                'and data order')
+    # --- model ---
+    preset: str = param('small', 'model preset: tiny | small | pi05_base')
+    model_overrides: dict[str, str] = param(
+        {}, 'ModelConfig field overrides as KEY=VALUE, VALUE in JSON '
+            '(e.g. use_camera_moe=false camera_router_temperature=0.5)')
+    seed: int = param(0, 'seed of the initial weights, the data order and the flow noise')
+    # --- optimisation (AdamW, warm-up + cosine, clipping) ---
+    max_steps: int = param(20_000, 'optimiser steps to train for (the cosine ends here)')
+    batch_size: int = param(8, 'samples per step and per process (global = x world size)')
+    lr: float = param(3e-4, 'peak learning rate, reached after warmup_steps')
+    min_lr: float = param(3e-5, 'learning rate at the end of the cosine decay')
+    warmup_steps: int = param(500, 'linear learning-rate warm-up steps')
+    weight_decay: float = param(0.01, 'AdamW decoupled weight decay of weight matrices '
+                                      '(biases, norms and gate scales get none)')
+    beta1: float = param(0.9, 'AdamW beta1')
+    beta2: float = param(0.95, 'AdamW beta2')
+    grad_clip: float = param(1.0, 'clip the global gradient norm to this (0 = no clipping)')
+    # --- routing loss (seed 000: weight 0.1; seed 001: warm up, then ramp linearly) ---
+    routing_loss_weight: float = param(0.1, 'weight of the focal routing loss once ramped')
+    routing_warmup_steps: int = param(1000, 'steps with routing-loss weight 0')
+    routing_ramp_steps: int = param(1000, 'steps of the linear ramp from 0 to the full weight')
+    # --- hardware ---
+    device: str = param('auto', "'auto' (cuda when available), 'cpu' or 'cuda'")
+    bf16: bool = param(True, 'bf16 autocast on CUDA (CPU always trains in fp32)')
+    gradient_checkpointing: bool = param(False, 'recompute activations in backward on CUDA '
+                                                '(less memory, about a third slower; off on CPU)')
+    num_workers: int = param(2, 'DataLoader worker processes per training process')
+    # --- logging and checkpoints ---
+    log_every: int = param(10, 'steps between TensorBoard scalars (averaged over the window)')
+    save_every: int = param(1000, 'steps between checkpoints (one is always written at the end)')
+    keep_last: int = param(3, 'checkpoints kept on disk (0 = keep all)')
+    progress: bool = param(True, 'show a tqdm progress bar')
+
+    def __post_init__(self) -> None:
+        for name in ('max_steps', 'batch_size', 'log_every', 'save_every'):
+            value = getattr(self, name)
+            check(isinstance(value, int) and value > 0, self, name, 'an int > 0')
+        for name in ('warmup_steps', 'routing_warmup_steps', 'routing_ramp_steps',
+                     'num_workers', 'keep_last', 'seed'):
+            value = getattr(self, name)
+            check(isinstance(value, int) and value >= 0, self, name, 'an int >= 0')
+        check(_finite(self.lr) and self.lr > 0, self, 'lr', 'a learning rate > 0')
+        check(_finite(self.min_lr) and 0 <= self.min_lr <= self.lr, self, 'min_lr',
+              f'0 <= min_lr <= lr={self.lr}')
+        for name in ('weight_decay', 'grad_clip', 'routing_loss_weight'):
+            check(_finite(getattr(self, name)) and getattr(self, name) >= 0, self, name,
+                  'a finite number >= 0')
+        for name in ('beta1', 'beta2'):
+            check(_finite(getattr(self, name)) and 0 <= getattr(self, name) < 1, self, name,
+                  'a number in [0, 1)')
+        check(self.device in DEVICES, self, 'device', f'one of {DEVICES}')
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """The preset and the override names; the values are validated by ModelConfig when the
+        run combines them with the dataset's robot description."""
+        from pi05_moe_policy.model.config import PRESETS, ModelConfig
+
+        check(self.preset in PRESETS, self, 'preset', f'one of {sorted(PRESETS)}')
+        known = {f.name for f in dataclasses.fields(ModelConfig)}
+        check(set(self.model_overrides) <= known, self, 'model_overrides',
+              f'ModelConfig fields; unknown: {sorted(set(self.model_overrides) - known)}')
+        check(not set(self.model_overrides) & set(SCHEDULE_FIELDS), self, 'model_overrides',
+              f'no {list(SCHEDULE_FIELDS)} (set them with --routing-* flags)')
+
+    def check_paths(self) -> None:
+        """The fields a run needs but a default-constructed config lacks."""
+        check(bool(self.dataset), self, 'dataset', 'a dataset directory (--dataset DIR)')
+        check(bool(self.out), self, 'out', 'an output directory (--out DIR)')
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """ModelConfig fields this config sets: the overrides, and the routing-loss schedule
+        (so the checkpoint's model config records what the run used)."""
+        kwargs = {k: parse_override(v) for k, v in self.model_overrides.items()}
+        kwargs.update(zip(SCHEDULE_FIELDS, (self.routing_loss_weight, self.routing_warmup_steps,
+                                            self.routing_ramp_steps)))
+        return kwargs
+
+    def model_config(self, robot: dict[str, Any] | None = None) -> Any:
+        """The ModelConfig of a fresh run: the preset, then ``robot`` (the dataset's robot
+        description: dims, joint names, control period, cameras), then the overrides."""
+        from pi05_moe_policy.model.config import make_config
+
+        return make_config(self.preset, **{**(robot or {}), **self.model_kwargs()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f'TrainConfig: unknown fields {unknown}; known: {sorted(known)}')
+        return cls(**data)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -1,0 +1,247 @@
+"""The PI0.5 + camera-MoE network on the tiny preset (CPU, fp32)."""
+
+import math
+
+import pytest
+import torch
+
+from pi05_moe_policy.model import Pi05Model, make_att_2d_masks, make_config
+from pi05_moe_policy.model.gemma import RMSNorm
+
+B = 2
+
+
+def make_batch(cfg, b=B, seed=0, missing_expert=True, image_size=None):
+    g = torch.Generator().manual_seed(seed)
+    s = image_size or cfg.image_size
+    c = len(cfg.camera_names)
+    masks = torch.ones(b, c, dtype=torch.bool)
+    if missing_expert and c > 1 and b > 1:
+        masks[1, -1] = False  # sample 1 lacks its last expert camera
+    tokens = torch.randint(3, cfg.vocab_size, (b, cfg.max_token_len), generator=g)
+    token_mask = torch.ones(b, cfg.max_token_len, dtype=torch.bool)
+    token_mask[0, 20:] = False  # a shorter prompt: padding in the prefix
+    images = torch.rand(b, c, 3, s, s, generator=g) * 2 - 1
+    images = images * masks[:, :, None, None, None]
+    batch = {
+        'images': images, 'image_masks': masks, 'tokens': tokens, 'token_mask': token_mask,
+        'state': torch.randn(b, cfg.max_state_dim, generator=g),
+        'actions': torch.randn(b, cfg.action_horizon, cfg.action_dim, generator=g),
+    }
+    if cfg.use_camera_moe:
+        active = torch.zeros(b, cfg.num_experts)
+        active[torch.arange(b), torch.arange(b) % cfg.num_experts] = 1.0
+        batch['camera_active'] = active
+    return batch
+
+
+def perturb_adarms(model, std=0.05, seed=1):
+    """Give the zero-initialised adaRMS layers random weights, so the expert (as after some
+    training) depends on the prefix and on time."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, RMSNorm) and m.cond_dim is not None:
+                m.dense.weight.copy_(torch.randn(m.dense.weight.shape, generator=g) * std)
+                m.dense.bias.copy_(torch.randn(m.dense.bias.shape, generator=g) * std)
+
+
+def build(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return Pi05Model(make_config('tiny', **overrides))
+
+
+@pytest.fixture(scope='module')
+def model():
+    return build().eval()
+
+
+# ---------------------------------------------------------------------------- masks
+def test_prefix_lm_mask_cumsum_rule():
+    pad = torch.tensor([[True, True, False, True, True, True]])
+    att = torch.tensor([[0, 0, 0, 1, 0, 0]])  # 3 prefix tokens (one pad), one 3-token block
+    m = make_att_2d_masks(pad, att)[0]
+    assert m[0, :3].tolist() == [True, True, False]  # prefix is bidirectional, skips padding
+    assert not m[0, 3:].any() and not m[1, 3:].any()  # the prefix never sees the actions
+    assert m[3:, [0, 1, 3, 4, 5]].all()  # actions see the prefix and each other
+    assert not m[3:, 2].any()  # ... but not padding
+    assert m[2, 2]  # a padding query still sees itself: no empty softmax rows
+
+
+# ---------------------------------------------------------------------------- KV cache
+@pytest.mark.parametrize('overrides', [
+    {}, {'use_camera_moe': False, 'image_size': 112}, {'pi05': False, 'image_size': 112}],
+    ids=['pi05_moe', 'pi05_concat', 'pi0'])
+def test_kv_cache_sampling_equals_full_recompute(overrides):
+    m = build(**overrides).eval()
+    perturb_adarms(m)  # (PI0 has no adaRMS: its expert sees the prefix from the start)
+    batch = make_batch(m.config)
+    noise = torch.randn(B, 50, 32, generator=torch.Generator().manual_seed(3))
+    cached, info = m.sample_actions(batch, noise=noise, num_steps=10, use_kv_cache=True)
+    full, _ = m.sample_actions(batch, noise=noise, num_steps=10, use_kv_cache=False)
+    assert cached.shape == (B, 50, 32)
+    assert (cached - full).abs().max().item() < 1e-4
+    # And the prefix really matters (the test would be vacuous otherwise).
+    other = dict(batch, tokens=torch.roll(batch['tokens'], 1, dims=1))
+    moved, _ = m.sample_actions(other, noise=noise, num_steps=10)
+    assert (moved - cached).abs().max().item() > 1e-4
+    assert set(info['timing']) >= {'vision', 'prefix', 'denoise', 'denoise_per_step'}
+
+
+# ---------------------------------------------------------------------------- adaRMS
+def test_adarms_gates_zero_and_expert_blocks_identity_at_init(model):
+    cfg = model.config
+    cond = torch.randn(B, cfg.expert_width)
+    for layer in model.gemma.action_expert.layers:
+        for norm in (layer.input_layernorm, layer.post_attention_layernorm):
+            _, gate = norm(torch.randn(B, 5, cfg.expert_width), cond)
+            assert torch.equal(gate, torch.zeros_like(gate))
+    prefix = torch.randn(B, 7, cfg.vlm_width)
+    suffix = torch.randn(B, 5, cfg.expert_width)
+    pad = torch.ones(B, 12, dtype=torch.bool)
+    att = torch.tensor([0] * 7 + [1, 0, 0, 0, 0])[None].expand(B, -1)
+    pos = torch.arange(12)[None].expand(B, -1)
+    out, _ = model.gemma(prefix, suffix, make_att_2d_masks(pad, att), pos, cond)
+    # Every expert block is the identity on the residual: only the final norm acts.
+    ref, _ = model.gemma.action_expert.norm(suffix, cond)
+    assert torch.equal(out, ref)
+
+
+def test_rmsnorm_formula():
+    norm = RMSNorm(8, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(-0.5, 0.5, 8))
+    x = torch.randn(3, 4, 8)
+    want = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * (1 + norm.weight)
+    got, gate = norm(x)
+    assert gate is None and torch.allclose(got, want, atol=1e-6)
+
+
+def test_language_embeddings_scaled_by_sqrt_width_once(model):
+    cfg = model.config
+    batch = make_batch(cfg)
+    cam = model.encode_images(batch['images'], batch['image_masks'])
+    prefix = model.embed_prefix(batch, cam)
+    lang = prefix.embs[:, -cfg.max_token_len:]
+    raw = model.gemma.language_model.embed_tokens.weight[batch['tokens']]
+    assert torch.allclose(lang, raw * math.sqrt(cfg.vlm_width), atol=1e-6)
+    # The fused prefix holds one camera's worth of image tokens.
+    assert prefix.embs.shape[1] == cfg.num_image_tokens + cfg.max_token_len
+
+
+def test_missing_expert_camera_is_zeros_with_mask_off(model):
+    batch = make_batch(model.config)
+    cam = model.encode_images(batch['images'], batch['image_masks'])
+    assert torch.equal(cam[1, -1], torch.zeros_like(cam[1, -1]))
+    assert cam[0, -1].abs().sum() > 0
+
+
+def test_concat_baseline_holds_every_camera():
+    m = build(use_camera_moe=False).eval()
+    cfg = m.config
+    batch = make_batch(cfg)
+    prefix = m.embed_prefix(batch, m.encode_images(batch['images'], batch['image_masks']))
+    t = cfg.num_image_tokens
+    assert prefix.embs.shape[1] == 3 * t + cfg.max_token_len
+    assert not prefix.pad[1, 2 * t:3 * t].any()  # the missing camera's tokens are masked off
+    assert prefix.route is None and m.camera_moe is None
+
+
+# ---------------------------------------------------------------------------- gradients
+def test_gradients_reach_every_router_parameter_and_every_gamma():
+    m = build().train()
+    perturb_adarms(m)  # at exact init the zero gates stop the action loss at the expert
+    batch = make_batch(m.config)
+    loss, info = m.compute_loss(batch)
+    loss.backward()
+    assert info['routing_loss'] > 0
+    for name, p in m.camera_moe.router.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    gamma = m.camera_moe.expert_scales
+    assert gamma.grad is not None and (gamma.grad.abs().sum(dim=1) > 0).all()
+    assert torch.equal(gamma.detach(), torch.ones_like(gamma))  # gamma starts at 1
+
+
+def test_compute_loss_is_flow_matching_mse_over_real_action_dims(model):
+    cfg = model.config
+    batch = make_batch(cfg)
+    noise = torch.randn(B, 50, 32)
+    t = torch.tensor([0.3, 0.8])
+    seen = []
+    hook = model.action_out_proj.register_forward_hook(lambda m, i, o: seen.append(o))
+    try:
+        loss, info = model.compute_loss(batch, noise=noise, time=t)
+    finally:
+        hook.remove()
+    v = seen[-1].float()  # (B, H, 32) predicted velocity
+    u = noise - batch['actions']  # target: noise - actions
+    d = cfg.robot_action_dim
+    want = (v - u)[..., :d].pow(2).mean()  # padded dims do not count
+    assert torch.allclose(info['action_loss'], want, atol=1e-6)
+    assert loss.ndim == 0
+
+
+# ---------------------------------------------------------------------------- training
+def test_overfit_one_batch_drops_flow_loss_10x():
+    torch.manual_seed(0)
+    m = build(image_size=56).train()  # 16 tokens/camera: same code paths, 16x cheaper vision
+    batch = make_batch(m.config, b=4, missing_expert=False)
+    noise = torch.randn(4, 50, 32)
+    t = torch.rand(4) * 0.9 + 0.05
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.0)
+    first = None
+    for step in range(300):
+        loss, info = m.compute_loss(batch, noise=noise, time=t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = info['action_loss'].item() if first is None else first
+        if info['action_loss'].item() < first / 10 and step >= 10:
+            break
+    assert info['action_loss'].item() < first / 10, (first, info['action_loss'].item(), step)
+
+
+def test_pi0_mode_trains_and_samples():
+    m = build(pi05=False).train()
+    assert not hasattr(m, 'time_mlp_in') and hasattr(m, 'state_proj')
+    assert all(n.cond_dim is None for n in m.modules() if isinstance(n, RMSNorm))
+    batch = make_batch(m.config)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    loss, _ = m.compute_loss(batch)
+    loss.backward()
+    opt.step()
+    assert m.state_proj.weight.grad.abs().sum() > 0
+    m.eval()
+    actions, _ = m.sample_actions(batch, num_steps=3)
+    assert actions.shape == (B, 50, 32) and torch.isfinite(actions).all()
+
+
+def test_time_embedding_periods():
+    from pi05_moe_policy.model.time_embedding import sincos_time_embedding
+
+    t = torch.tensor([0.0, 0.25, 1.0])
+    emb = sincos_time_embedding(t, 8, 4e-3, 4.0)
+    period = 4e-3 * (4.0 / 4e-3) ** torch.linspace(0, 1, 4, dtype=torch.float64)
+    ang = t.double()[:, None] * 2 * math.pi / period
+    assert torch.allclose(emb.double(), torch.cat([ang.sin(), ang.cos()], -1), atol=1e-6)
+    assert emb.dtype == torch.float32
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    m = build(image_size=56).train()
+    perturb_adarms(m)
+    batch = make_batch(m.config)
+    noise, t = torch.randn(B, 50, 32), torch.tensor([0.3, 0.7])
+    grads = []
+    for enabled in (False, True):
+        m.set_gradient_checkpointing(enabled)
+        m.zero_grad()
+        loss, _ = m.compute_loss(batch, noise=noise, time=t)
+        loss.backward()
+        grads.append((loss.item(), m.gemma.language_model.layers[0].mlp.up_proj.weight.grad
+                      .clone(), m.vision.vision_tower.embeddings.patch_embedding.weight.grad
+                      .clone()))
+    m.set_gradient_checkpointing(False)
+    assert grads[0][0] == pytest.approx(grads[1][0], abs=1e-6)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
+    assert torch.allclose(grads[0][2], grads[1][2], atol=1e-6)

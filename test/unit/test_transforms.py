@@ -1,0 +1,131 @@
+"""Transforms shared by inference and training."""
+
+import numpy as np
+import pytest
+import torch
+
+from pi05_moe_policy.model import make_config
+from pi05_moe_policy.transforms import (
+    NormStats,
+    Stats,
+    Transform,
+    WordHashTokenizer,
+    discretize_state,
+    format_prompt,
+    resize_with_pad,
+    rgb_to_tensor,
+    thermal_to_tensor,
+)
+from pi05_moe_policy.transforms.tokenizer import HFTokenizer
+
+
+def make_transform(**overrides):
+    cfg = make_config('tiny', **overrides)
+    return Transform(cfg, NormStats.identity(cfg.robot_state_dim, cfg.robot_action_dim),
+                     WordHashTokenizer(cfg.vocab_size))
+
+
+def test_resize_with_pad_keeps_aspect_and_pads_black():
+    img = np.full((120, 240, 3), 255, np.uint8)  # wide white image
+    x = rgb_to_tensor(img, 224)
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32
+    assert torch.allclose(x[:, 56:168], torch.ones(3, 112, 224))  # 240 -> 224, 120 -> 112
+    assert torch.all(x[:, :56] == -1) and torch.all(x[:, 168:] == -1)
+    assert rgb_to_tensor(np.zeros((224, 224, 3), np.uint8), 224).min() == -1
+    tall = resize_with_pad(torch.zeros(3, 300, 100), 224)
+    assert tall.shape == (3, 224, 224) and (tall[:, :, :38] == -1).all()
+
+
+def test_rgb_scaled_to_minus_one_one():
+    img = np.array([[[0, 127, 255]]], np.uint8).repeat(224, 0).repeat(224, 1)
+    x = rgb_to_tensor(img, 224)
+    assert x[:, 0, 0].tolist() == pytest.approx([-1.0, 127 / 127.5 - 1, 1.0], abs=1e-6)
+
+
+def test_thermal_window_to_three_channels():
+    lo, hi = 27315.0, 37315.0  # 0..100 degC
+    img = np.array([[27315 - 500, 27315, 32315, 37315, 40000]], np.uint16).repeat(5, 0)
+    x = thermal_to_tensor(img, 5, (lo, hi), 'gray')
+    assert x.shape == (3, 5, 5)
+    assert x[0, 2].tolist() == pytest.approx([-1, -1, 0, 1, 1], abs=1e-6)
+    assert torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
+    color = thermal_to_tensor(img, 5, (lo, hi), 'ironbow')
+    assert color.min() >= -1 and color.max() <= 1 and not torch.equal(color[0], color[2])
+
+
+def test_quantile_normalisation_formula_and_inverse():
+    s = Stats(q01=[0.0, -2.0], q99=[10.0, 2.0], mean=[0, 0], std=[1, 1], min=[0, -2],
+              max=[10, 2])
+    x = np.array([5.0, 2.0], np.float32)
+    want = (x - s.q01) / (s.q99 - s.q01 + 1e-6) * 2 - 1
+    assert np.allclose(s.normalize(x), want) and np.allclose(s.unnormalize(s.normalize(x)), x)
+
+
+def test_discretized_state_bins():
+    s = np.array([-1.0, -0.999, 0.0, 0.999, 1.0, 3.0, -3.0])
+    bins = discretize_state(s)
+    assert bins.tolist() == (np.clip(np.digitize(np.clip(s, -1, 1),
+                                                 np.linspace(-1, 1, 257)[:-1]) - 1, 0, 255)
+                             ).tolist()
+    assert bins.min() >= 0 and bins.max() <= 255 and bins[2] == 128
+
+
+def test_pi05_prompt_format():
+    text = format_prompt('  lift_the hot cube\n', np.array([-1.0, 0.0, 1.0]), pi05=True)
+    assert text == 'Task: lift the hot cube, State: 0 128 255;\nAction: '
+    assert format_prompt('lift', None, pi05=False) == 'lift\n'
+
+
+def test_word_hash_tokenizer_is_deterministic_and_short():
+    tok = WordHashTokenizer(4096)
+    text = format_prompt('lift the hot cube', np.zeros(14), pi05=True)
+    ids = tok.encode(text)
+    assert ids == WordHashTokenizer(4096).encode(text) and ids[0] == 1
+    assert len(ids) < 48 and max(ids) < 4096
+    assert tok.encode('hot')[1] != tok.encode('red')[1]
+    assert tok.encode('zebra')[1] == tok.encode('Zebra')[1]  # hashed, case-insensitive
+
+
+def test_hf_tokenizer_from_a_local_file(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {'<pad>': 0, '<bos>': 1, '<unk>': 2, 'lift': 3, 'cube': 4}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token='<unk>'))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.save(str(tmp_path / 'tokenizer.json'))
+    hf = HFTokenizer(tmp_path)
+    assert hf.encode('lift cube') == [1, 3, 4] and hf.pad_id == 0
+    with pytest.raises(ValueError, match='nothing is downloaded'):
+        HFTokenizer(tmp_path / 'nope')
+
+
+def test_sample_and_collate_give_the_batch_keys():
+    t = make_transform()
+    cfg = t.config
+    images = {'wrist': np.zeros((480, 640, 3), np.uint8),
+              'thermal': np.full((120, 160), 30000, np.uint16)}
+    a = t.sample(images, np.zeros(14), 'lift the hot cube', actions=np.zeros((50, 14)),
+                 camera_active={'l515': 0, 'thermal': 1})
+    b = t.sample(images, np.ones(14), 'lift the red cube', actions=np.ones((50, 14)))
+    batch = t.collate([a, b])
+    assert batch['images'].shape == (2, 3, 3, 224, 224)
+    assert batch['image_masks'].tolist() == [[True, False, True]] * 2
+    assert batch['tokens'].shape == (2, cfg.max_token_len) and batch['tokens'].dtype == torch.long
+    assert batch['token_mask'].dtype == torch.bool
+    assert batch['state'].shape == (2, 32) and batch['actions'].shape == (2, 50, 32)
+    assert batch['action_is_pad'].shape == (2, 50)
+    assert batch['camera_active'][0].tolist() == [0.0, 1.0]
+    assert torch.isnan(batch['camera_active'][1]).all()  # unlabelled
+    assert torch.equal(batch['actions'][..., 14:], torch.zeros(2, 50, 18))  # padded dims
+    assert torch.equal(batch['images'][:, 1], torch.zeros(2, 3, 224, 224))  # missing camera
+    with pytest.raises(ValueError, match='all or none'):
+        t.collate([a, t.sample(images, np.zeros(14), 'x')])
+
+
+def test_norm_stats_validation_names_key():
+    cfg = make_config('tiny')
+    bad = NormStats.identity(13, 14)
+    with pytest.raises(ValueError, match=r'norm_stats\["state"\]\["q01"\].*14'):
+        Transform(cfg, bad, WordHashTokenizer(cfg.vocab_size))
+    d = NormStats.identity(14, 14).to_dict()
+    assert NormStats.from_dict(d).to_dict() == d
