@@ -161,9 +161,6 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
         log.info('resumed from %s at step %d', resume_from, step)
 
     if cfg.gradient_checkpointing and device.type == 'cuda':
-        if not hasattr(model, 'set_gradient_checkpointing'):
-            raise ValueError('--gradient-checkpointing: this model has no '
-                             'set_gradient_checkpointing(); train without it')
         model.set_gradient_checkpointing(True)
     elif cfg.gradient_checkpointing:
         log.info('--gradient-checkpointing is ignored on %s', device)

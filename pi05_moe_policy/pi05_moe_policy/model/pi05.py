@@ -117,11 +117,18 @@ class Pi05Model(nn.Module):
         """Recompute the joint layers and the SigLIP layers in backward (less memory)."""
         self.gemma.gradient_checkpointing = bool(enabled)
         tower = self.vision.vision_tower
-        if enabled:
-            tower.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={'use_reentrant': False})
+        # transformers 5 renamed gradient_checkpointing_* to activation_checkpointing_*.
+        if hasattr(tower, 'activation_checkpointing_enable'):
+            on, off, key = (tower.activation_checkpointing_enable,
+                            tower.activation_checkpointing_disable,
+                            'activation_checkpointing_kwargs')
         else:
-            tower.gradient_checkpointing_disable()
+            on, off, key = (tower.gradient_checkpointing_enable,
+                            tower.gradient_checkpointing_disable, 'gradient_checkpointing_kwargs')
+        if enabled:
+            on(**{key: {'use_reentrant': False}})
+        else:
+            off()
 
     @property
     def dtype(self) -> torch.dtype:
