@@ -142,7 +142,7 @@ def main(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException
     from rclpy.parameter import Parameter
 
-    from .recorder_node import RecorderNode, spin_recorder
+    from .recorder_node import RecorderNode
 
     overrides = [Parameter(k, value=v) for k, v in parameter_overrides(args).items()]
     ros_args = ['--ros-args', '--params-file', args.params_file] if args.params_file else None
@@ -152,9 +152,9 @@ def main(args: argparse.Namespace) -> int:
         node = RecorderNode(parameter_overrides=overrides)
         if sys.stdin.isatty() and not args.no_keyboard:
             with Keyboard(node):
-                spin_recorder(node)
+                rclpy.spin(node)
         else:
-            spin_recorder(node)
+            rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ValueError as exc:  # bad parameters: the message names the field and value

@@ -25,14 +25,13 @@ import importlib
 import json
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
 from pi05_moe_policy import qos
+from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.ros_params import declare_config
 
 from .bag_writer import BagWriterError, make_qos
@@ -163,6 +162,10 @@ class RecorderNode(Node):
             except BagWriterError as exc:
                 self.get_logger().error(str(exc))
 
+    def destroy_node(self) -> None:
+        self.close()  # a Ctrl-C mid-episode still leaves a complete bag
+        super().destroy_node()
+
     # ------------------------------------------------------------------ interface callbacks
     def _on_start(self, _request, response):
         try:
@@ -207,28 +210,8 @@ class RecorderNode(Node):
         self.publish_status()
 
 
-def spin_recorder(node: RecorderNode) -> None:
-    """Spin until Ctrl-C / shutdown, then close the running episode cleanly."""
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-
-
-def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        spin_recorder(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+def main(args: list[str] | None = None) -> int:
+    return run_node(RecorderNode, 'recorder_node', args)
 
 
 if __name__ == '__main__':
