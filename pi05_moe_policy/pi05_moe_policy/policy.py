@@ -164,14 +164,18 @@ class Policy:
         policy = cls(model, stats, tokenizer, seed=seed)
         return policy.to(device=device, dtype=_resolve_dtype(dtype))
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, weights_dtype: Any = None) -> Path:
+        """Write the checkpoint directory; ``weights_dtype`` ('float16', 'bfloat16') stores the
+        floating-point weights in that dtype (half the size; :meth:`load` casts them back)."""
         from safetensors.torch import save_file
 
+        store = _resolve_dtype(weights_dtype)
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
         meta = {'format': CHECKPOINT_FORMAT, 'config': self.config.to_dict()}
         (d / 'config.json').write_text(json.dumps(meta, indent=1))
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        state = {k: (v.to(store) if store is not None and v.is_floating_point() else v)
+                 .detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         save_file(state, str(d / 'model.safetensors'))
         self.norm_stats.save(d / 'norm_stats.json')
         save_tokenizer(self.tokenizer, d)

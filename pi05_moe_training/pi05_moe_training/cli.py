@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'check-labels': ('pi05_moe_training.check_labels',
                      'print camera-label statistics of a dataset'),
     'train': ('pi05_moe_training.train', 'train the camera-MoE policy on a dataset'),
+    'export': ('pi05_moe_training.export',
+               'copy a trained checkpoint for deployment (policy files only, fp16 option)'),
     'eval': ('pi05_moe_training.evaluate',
              'open-loop evaluation of a checkpoint on bags or a dataset'),
     'sim-eval': ('pi05_moe_training.sim_eval',

@@ -96,6 +96,19 @@ def test_save_load_reproduces_actions_exactly(policy, noise, tmp_path):
     assert np.array_equal(a['actions'], b['actions']) and a['routing'] == b['routing']
 
 
+def test_half_precision_weights_halve_the_file_and_load_back_as_fp32(policy, noise, tmp_path):
+    policy.save(tmp_path / 'fp32')
+    policy.save(tmp_path / 'fp16', weights_dtype='float16')
+    size = {k: (tmp_path / k / 'model.safetensors').stat().st_size for k in ('fp32', 'fp16')}
+    assert size['fp16'] < 0.55 * size['fp32']
+    loaded = Policy.load(tmp_path / 'fp16')
+    assert all(p.dtype == policy.dtype for p in loaded.model.parameters())
+    a = policy.infer(obs(), noise=noise)['actions']
+    b = loaded.infer(obs(), noise=noise)['actions']
+    assert not np.array_equal(a, b)  # the weights were really rounded ...
+    assert np.abs(a - b).max() < 1e-2 * max(1.0, np.abs(a).max())  # ... and only rounded
+
+
 def test_missing_expert_camera_is_allowed(policy, noise):
     out = policy.infer(obs(thermal=None), noise=noise)
     assert out['actions'].shape == (H, 14) and np.isfinite(out['actions']).all()

@@ -1,0 +1,43 @@
+"""export a trained checkpoint for deployment: Policy files only, optionally in half precision.
+
+Copies what `Policy.load` needs (config, weights, norm stats, tokenizer) from a training
+checkpoint, without the optimiser and RNG state that `--resume` needs, and can store the weights
+in float16 (half the size; `Policy.load` casts them back to float32). This is how the shipped
+simulator checkpoint was made:
+
+  pi05-moe export runs/sim_small --weights-dtype float16 \
+      --out pi05_moe_policy/checkpoints/sim_small
+
+CHECKPOINT is a `Policy.load` directory or a `pi05-moe train` output directory (its `latest`).
+Exit status: 0 on success, 2 when CHECKPOINT is not a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('checkpoint', help='checkpoint directory or training output directory')
+    parser.add_argument('--out', required=True, help='directory to write the exported policy to')
+    parser.add_argument('--weights-dtype', default='float32',
+                        choices=['float32', 'float16', 'bfloat16'],
+                        help='dtype the weights are stored in (default: float32)')
+
+
+def main(args: argparse.Namespace) -> int:
+    from pi05_moe_policy import Policy
+
+    from .evaluate import EvalError, resolve_checkpoint
+
+    try:
+        source = resolve_checkpoint(args.checkpoint)
+        policy = Policy.load(source)
+    except (EvalError, ValueError) as exc:
+        print(f'pi05-moe export: error: {exc}', file=sys.stderr)
+        return 2
+    out = policy.save(args.out, weights_dtype=args.weights_dtype)
+    size_mb = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    print(f'exported {source} -> {out} ({args.weights_dtype} weights, {size_mb:.1f} MB)')
+    return 0
