@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 PACKAGE = 'pi05_moe_policy'
@@ -9,6 +11,8 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
+        # The checkpoint trained on the simulated robot (pi05_moe_policy.checkpoints).
+        (f'share/{PACKAGE}/checkpoints/sim_small', sorted(glob('checkpoints/sim_small/*'))),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

@@ -47,7 +47,8 @@ from std_srvs.srv import SetBool, Trigger
 
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
 from pi05_moe_policy import qos
-from pi05_moe_training.sim_eval import mean_weights, shipped_checkpoint
+from pi05_moe_policy.checkpoints import shipped_checkpoint
+from pi05_moe_training.sim_eval import mean_weights
 
 RECORD_TOPICS = ['/pi05_moe/routing', '/pi05_moe/action_chunk', '/pi05_moe/prompt',
                  '/joint_states', '/arm_controller/commands', '/sim/success']

@@ -25,40 +25,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
-import pi05_moe_policy
 from pi05_moe_bringup.description import load_graph, share_config
 from pi05_moe_bringup.sim.config import SimConfig
 from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
 from pi05_moe_bringup.sim.tasks import TASKS
+from pi05_moe_policy import checkpoints
+from pi05_moe_policy.checkpoints import shipped_checkpoint
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig
 from pi05_moe_policy.params import from_flat
 from pi05_moe_training.closed_loop import ClosedLoop, EpisodeResult, LoopConfig, ScriptedPolicy
 
-SHIPPED_CHECKPOINT = 'sim_small'  # pi05_moe_policy/checkpoints/<this>
 EXPERT = 'expert'
 GOALS = {'success_rate': 0.80, 'routing_accuracy': 0.95}  # issue 7's targets
-
-
-def shipped_checkpoint() -> Path | None:
-    """The shipped sim checkpoint: installed share/ first, then the source tree; None if absent."""
-    places = [Path(os.path.realpath(pi05_moe_policy.__file__)).parent.parent / 'checkpoints']
-    try:
-        places.insert(0, Path(get_package_share_directory('pi05_moe_policy')) / 'checkpoints')
-    except PackageNotFoundError:
-        pass
-    for place in places:
-        if (place / SHIPPED_CHECKPOINT / 'model.safetensors').is_file():
-            return place / SHIPPED_CHECKPOINT
-    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,16 +88,10 @@ def graph_configs(graph: str) -> tuple[SimConfig, ExecutorNodeConfig]:
 
 
 def load_policy(checkpoint: str, robot: SimRobot, device: str = 'cpu', seed: int = 0) -> Any:
-    """A Policy from a directory or preset:<name> (sized for the sim arm), or the expert."""
+    """The policy ``checkpoint`` names (sized for the sim arm when a preset), or the expert."""
     if checkpoint == EXPERT:
         return ScriptedPolicy(robot)
-    from pi05_moe_policy import Policy
-
-    if checkpoint.startswith('preset:'):
-        return Policy.from_preset(checkpoint[len('preset:'):], seed=seed, device=device,
-                                  robot_state_dim=len(JOINT_NAMES),
-                                  robot_action_dim=len(JOINT_NAMES), joint_names=JOINT_NAMES)
-    return Policy.load(checkpoint, device=device, seed=seed)
+    return checkpoints.load_policy(checkpoint, device=device, seed=seed, joint_names=JOINT_NAMES)
 
 
 # ---------------------------------------------------------------------------- metrics (pure)

@@ -47,24 +47,11 @@ JOINTS = 'joint_states'  # the snapshot's stream name for the joint state
 
 
 def load_policy(cfg: PolicyNodeConfig):
-    """``Policy.load(dir)``, or ``Policy.from_preset(name)`` for ``preset:<name>``."""
-    import torch
+    """The policy ``cfg.checkpoint`` names (:mod:`pi05_moe_policy.checkpoints`)."""
+    from pi05_moe_policy import checkpoints
 
-    from pi05_moe_policy import Policy
-
-    if not cfg.checkpoint:
-        raise ValueError('parameter checkpoint is empty: set a checkpoint directory or '
-                         'preset:<name> (e.g. preset:tiny)')
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
-    if cfg.checkpoint.startswith('preset:'):
-        # Random weights fit any robot: size the state and actions by joint_names when given.
-        n = len(cfg.joint_names)
-        robot = dict(robot_state_dim=n, robot_action_dim=n,
-                     joint_names=tuple(cfg.joint_names)) if n else {}
-        return Policy.from_preset(cfg.checkpoint[len('preset:'):], seed=cfg.seed,
-                                  device=cfg.device, **robot)
-    return Policy.load(cfg.checkpoint, device=cfg.device, seed=cfg.seed)
+    return checkpoints.load_policy(cfg.checkpoint, device=cfg.device, seed=cfg.seed,
+                       joint_names=cfg.joint_names, num_threads=cfg.num_threads or None)
 
 
 class PolicyNode(Node):
