@@ -116,7 +116,7 @@ def test_sim_runs_sim_policy_executor_on_the_sim_clock():
     assert [n.executable for n in nodes] == ['sim_node', 'policy_node', 'executor_node']
     clock = {n.name: uses_sim_time(graph, n) for n in nodes}
     assert clock == {'sim_node': False, 'policy_node': True, 'executor_node': True}
-    assert graph.node('policy_node').params['checkpoint'] == 'preset:tiny'
+    assert graph.node('policy_node').params['checkpoint'] == 'shipped:sim_small'
 
 
 @pytest.mark.parametrize(('driver', 'l515'), [('own', 'l515_camera_node'),
