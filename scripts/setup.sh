@@ -86,8 +86,8 @@ if [[ "$MODE" == wheels ]]; then
   req_files=(requirements/python.txt requirements/ros-wheels.txt requirements/lock.txt)
   pip_args=(-r requirements/python.txt -r requirements/ros-wheels.txt -c requirements/lock.txt)
 else
-  req_files=(requirements/python.txt)
-  pip_args=(-r requirements/python.txt)
+  req_files=(requirements/robot.txt)
+  pip_args=(-r requirements/robot.txt)
 fi
 h="$(hash_files "${req_files[@]}")"
 if ! stamp_ok "pip-$MODE" "$h"; then
