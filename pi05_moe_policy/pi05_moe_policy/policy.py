@@ -290,7 +290,7 @@ class Policy:
         finally:
             self.model.train(was_training)
         t2 = time.perf_counter()
-        out = self.transform.unnormalize_actions(actions[0].float().cpu().numpy())
+        out = self.transform.unnormalize_actions(actions[0].float().cpu().numpy(), state)
         routing = {}
         if info['routing_weights'] is not None:
             w = info['routing_weights'][0].cpu().tolist()

@@ -33,6 +33,21 @@ def compute_stats(values: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def chunk_action_values(state: np.ndarray, action: np.ndarray, horizon: int,
+                        delta_dims: np.ndarray) -> np.ndarray:
+    """One episode's action chunks as the model sees them, for its normalisation stats.
+
+    state (T, D), action (T, A); chunk t holds actions t..t+horizon-1 (the last one repeated
+    past the end, as in training), minus state t on ``delta_dims`` (A,) bool.
+    Returns (T * horizon, A).
+    """
+    steps = action.shape[0]
+    rows = np.minimum(np.arange(steps)[:, None] + np.arange(horizon), steps - 1)  # (T, H)
+    chunks = action[rows].astype(np.float64)  # (T, H, A)
+    offset = np.where(delta_dims, state[:, :delta_dims.size], 0.0)  # (T, A)
+    return (chunks - offset[:, None, :]).reshape(-1, action.shape[1])
+
+
 def write_stats(root: str | Path, stats: dict[str, dict[str, np.ndarray]]) -> Path:
     """Write ``{feature: {stat: (D,)}}`` to ``root/meta/stats.json`` (lists of floats)."""
     path = Path(root) / STATS_FILE

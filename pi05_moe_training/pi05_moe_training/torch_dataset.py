@@ -20,11 +20,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from . import dataset_layout as layout
 from .dataset import EpisodeDataset, load_stats
+from .stats import chunk_action_values, compute_stats
 
 THERMAL_ENCODING = 'mono16'  # centi-Kelvin (dataset_layout / convert)
 
@@ -49,10 +51,19 @@ class TrainDataset(Dataset):
         self.frames: EpisodeDataset | None = None
         self.transform: Any = None
 
-    @property
-    def norm_stats(self) -> dict[str, dict[str, Any]]:
-        """``meta/stats.json`` in the policy's layout (q01/q99 per dim of state and actions)."""
-        return {'state': self.stats[layout.STATE], 'actions': self.stats[layout.ACTION]}
+    def norm_stats(self, config: Any) -> dict[str, dict[str, Any]]:
+        """Normalisation stats for a model ``config`` in the policy's layout: the state's from
+        ``meta/stats.json``; the actions' too when they are absolute, else computed here over
+        every chunk with the state subtracted on config.delta_action_mask's dims."""
+        state = self.stats[layout.STATE]
+        if not any(config.delta_action_mask):
+            return {'state': state, 'actions': self.stats[layout.ACTION]}
+        frames = EpisodeDataset(self.root, horizon=config.action_horizon, load_images=False)
+        dims = np.asarray(config.delta_action_mask, bool)  # (A,)
+        values = np.concatenate([
+            chunk_action_values(arrays['state'], arrays['action'], config.action_horizon, dims)
+            for arrays in map(frames.episode_arrays, range(frames.num_episodes))])  # (N*H, A)
+        return {'state': state, 'actions': compute_stats(values)}
 
     def robot_description(self) -> dict[str, Any]:
         """ModelConfig fields the dataset determines: dims, joint names, control period and

@@ -102,7 +102,7 @@ def build_policy(cfg: TrainConfig, data: TrainDataset, resume_from: Path | None)
     if resume_from is not None:
         return Policy.load(resume_from)
     model_cfg = cfg.model_config(data.robot_description())
-    return Policy.from_config(model_cfg, seed=cfg.seed, norm_stats=data.norm_stats)
+    return Policy.from_config(model_cfg, seed=cfg.seed, norm_stats=data.norm_stats(model_cfg))
 
 
 def warn_config_changes(saved: dict[str, Any], cfg: TrainConfig) -> None:

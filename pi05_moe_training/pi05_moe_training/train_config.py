@@ -43,6 +43,11 @@ class TrainConfig:
         {}, 'ModelConfig field overrides as KEY=VALUE, VALUE in JSON '
             '(e.g. use_camera_moe=false camera_router_temperature=0.5)')
     seed: int = param(0, 'seed of the initial weights, the data order and the flow noise')
+    delta_actions: bool = param(
+        True, 'predict each joint action relative to the current joint state (openpi delta '
+              'actions: chunks start where the arm is); joints in --absolute-joints stay absolute')
+    absolute_joints: list[str] = param(
+        ['gripper'], 'action names kept absolute with --delta-actions (grippers)')
     # --- optimisation (AdamW, warm-up + cosine, clipping) ---
     max_steps: int = param(20_000, 'optimiser steps to train for (the cosine ends here)')
     batch_size: int = param(8, 'samples per step and per process (global = x world size)')
@@ -120,7 +125,17 @@ class TrainConfig:
         description: dims, joint names, control period, cameras), then the overrides."""
         from pi05_moe_policy.model.config import make_config
 
-        return make_config(self.preset, **{**(robot or {}), **self.model_kwargs()})
+        robot = dict(robot or {})
+        if self.delta_actions and robot:
+            robot['delta_action_mask'] = self.delta_action_mask(robot)
+        return make_config(self.preset, **{**robot, **self.model_kwargs()})
+
+    def delta_action_mask(self, robot: dict[str, Any]) -> list[bool]:
+        """Per action dim of ``robot``: delta unless named in absolute_joints or beyond the
+        state dims (an action can only be relative to a state of the same index)."""
+        names = robot.get('joint_names') or [''] * robot['robot_action_dim']
+        return [name not in self.absolute_joints and i < robot['robot_state_dim']
+                for i, name in enumerate(names)]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

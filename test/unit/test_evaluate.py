@@ -39,7 +39,7 @@ from pi05_moe_training.train_config import TrainConfig
 HORIZON = 10
 MODEL = {'image_size': '28', 'action_horizon': str(HORIZON)}
 EPISODE_FRAMES = 12  # 0.4 s at 50 Hz where every stream overlaps (checked in `dataset`)
-TRAIN_STEPS = 30
+TRAIN_STEPS = 50
 PNGS = ('actions.png', 'routing.png', 'latency.png')
 
 
@@ -71,7 +71,7 @@ def checkpoints(data, tmp_path_factory, one_thread):
     frames = TrainDataset(data['dataset'])
     config = TrainConfig(preset='tiny', model_overrides=MODEL).model_config(
         frames.robot_description())
-    policy = Policy.from_config(config, seed=0, norm_stats=frames.norm_stats)
+    policy = Policy.from_config(config, seed=0, norm_stats=frames.norm_stats(config))
     random_dir = policy.save(root / 'random')
     frames.bind(policy)
     batch = frames.collate([frames[i] for i in range(len(frames))])

@@ -14,6 +14,7 @@ from pi05_moe_policy import Policy
 from pi05_moe_training import cli
 from pi05_moe_training.checkpointing import load_train_state
 from pi05_moe_training.dataset import EpisodeDataset
+from pi05_moe_training.stats import chunk_action_values
 from pi05_moe_training.train_config import TrainConfig
 
 STEPS = 16
@@ -87,7 +88,17 @@ def test_checkpoint_is_a_policy_with_the_dataset_description(run, dataset):
     assert cfg.joint_names == tuple(frames.action_names)
     assert cfg.control_period_s == pytest.approx(1 / frames.fps)
     assert cfg.camera_routing_loss_weight == 1.0  # the run's schedule, recorded
-    np.testing.assert_allclose(policy.norm_stats.actions.q01, stats['action']['q01'])
+    # Delta actions (the default): every joint but the gripper relative to the state, and the
+    # action stats are those of the chunks the model learns, state subtracted.
+    gripper = [name == 'gripper' for name in frames.action_names]
+    assert cfg.delta_action_mask == tuple(not g for g in gripper) and any(gripper)
+    chunks = np.concatenate([
+        chunk_action_values(a['state'], a['action'], 10, ~np.array(gripper))
+        for a in map(frames.episode_arrays, range(frames.num_episodes))])  # (N*10, 7)
+    np.testing.assert_allclose(policy.norm_stats.actions.q01, np.quantile(chunks, 0.01, axis=0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(policy.norm_stats.actions.q99[gripper],
+                               stats['action']['q99'][gripper], rtol=1e-5)
     np.testing.assert_allclose(policy.norm_stats.state.q99, stats['observation.state']['q99'])
     frame = frames[3]
     out = policy.infer({'images': frame['images'], 'state': frame['state'],

@@ -129,3 +129,32 @@ def test_norm_stats_validation_names_key():
         Transform(cfg, bad, WordHashTokenizer(cfg.vocab_size))
     d = NormStats.identity(14, 14).to_dict()
     assert NormStats.from_dict(d).to_dict() == d
+
+
+def test_delta_actions_are_relative_to_the_state_and_come_back_absolute():
+    mask = [True, True, False]  # two joints relative to the state, a gripper absolute
+    t = make_transform(robot_state_dim=3, robot_action_dim=3, delta_action_mask=mask)
+    rng = np.random.default_rng(0)
+    state = np.array([0.5, -1.0, 0.3], np.float32)
+    actions = rng.normal(size=(t.config.action_horizon, 3)).astype(np.float32)  # (H, 3)
+    img = {'wrist': np.zeros((8, 8, 3), np.uint8)}
+    model = t.sample(img, state, 'lift', actions=actions)['actions'].numpy()  # (H, 32)
+    # identity stats: normalised = x / (2 + 1e-6) * 2, close to x itself
+    np.testing.assert_allclose(model[:, :3], actions - [0.5, -1.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(t.unnormalize_actions(model, state), actions, atol=1e-5)
+    with pytest.raises(ValueError, match='needs the state'):
+        t.unnormalize_actions(model)
+    plain = make_transform(robot_state_dim=3, robot_action_dim=3)
+    model = plain.sample(img, state, 'lift', actions=actions)['actions'].numpy()
+    np.testing.assert_allclose(plain.unnormalize_actions(model), actions, atol=1e-5)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(robot_action_dim=3, delta_action_mask=[True, False]), 'expected 3 booleans'),
+    (dict(robot_action_dim=3, delta_action_mask=[1, 0, 0]), 'expected 3 booleans'),
+    (dict(robot_state_dim=2, robot_action_dim=3, delta_action_mask=[False, False, True]),
+     'action dim 2 is relative to state dim 2, but robot_state_dim=2'),
+])
+def test_delta_action_mask_is_validated(overrides, message):
+    with pytest.raises(ValueError, match=f'delta_action_mask=.*{message}'):
+        make_config('tiny', **overrides)

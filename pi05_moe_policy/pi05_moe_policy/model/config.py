@@ -91,11 +91,14 @@ class ModelConfig:
     robot_action_dim: int = 14
     joint_names: tuple[str, ...] | None = None
     control_period_s: float = 0.02
+    # Per action dim: True = the model predicts the action minus the current state of the same
+    # dim (openpi's delta joint actions), False = the absolute action.  Empty: all absolute.
+    delta_action_mask: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         # JSON round trips turn tuples into lists; normalise before validating.
         for name in ('expert_cameras', 'thermal_cameras', 'camera_router_hidden_dims',
-                     'thermal_window_ck', 'joint_names'):
+                     'thermal_window_ck', 'joint_names', 'delta_action_mask'):
             value = getattr(self, name)
             if value is None and name == 'joint_names':
                 continue
@@ -177,11 +180,24 @@ class ModelConfig:
             self._fail('tokenizer_path', "is required when tokenizer_type='hf' (a local "
                        'tokenizer.json or a directory holding one; nothing is downloaded)')
         self._validate_cameras()
+        self._validate_delta_mask()
         if self.joint_names is not None:
             if len(self.joint_names) != self.robot_action_dim or not all(
                     isinstance(n, str) and n for n in self.joint_names):
                 self._fail('joint_names', f'expected {self.robot_action_dim} non-empty names '
                            f'(robot_action_dim), got {len(self.joint_names)}')
+
+    def _validate_delta_mask(self) -> None:
+        mask = self.delta_action_mask
+        if not mask:
+            return
+        if len(mask) != self.robot_action_dim or not all(isinstance(m, bool) for m in mask):
+            self._fail('delta_action_mask', f'expected {self.robot_action_dim} booleans '
+                       '(robot_action_dim), or none for absolute actions')
+        last = max(i for i, m in enumerate(mask) if m) if any(mask) else -1
+        if last >= self.robot_state_dim:
+            self._fail('delta_action_mask', f'action dim {last} is relative to state dim {last}'
+                       f', but robot_state_dim={self.robot_state_dim}')
 
     def _validate_cameras(self) -> None:
         if not isinstance(self.base_camera, str) or not self.base_camera:

@@ -53,6 +53,9 @@ class Transform:
         self.norm_stats = norm_stats
         self.tokenizer = tokenizer
         norm_stats.validate(config.robot_state_dim, config.robot_action_dim)
+        # (A,) action dims the model sees relative to the state (config.delta_action_mask)
+        self.delta_dims = np.zeros(config.robot_action_dim, bool)
+        self.delta_dims[:len(config.delta_action_mask)] = config.delta_action_mask
 
     # ------------------------------------------------------------------ validation
     def check_images(self, images: Any) -> dict[str, np.ndarray]:
@@ -210,7 +213,7 @@ class Transform:
                                  f'robot_action_dim), got {a.shape}')
             if not np.all(np.isfinite(a)):
                 raise ValueError('actions contain NaN/inf')
-            a_norm = self.norm_stats.actions.normalize(a)
+            a_norm = self.norm_stats.actions.normalize(self.relative_actions(a, s))
             out['actions'] = torch.from_numpy(pad_to(a_norm, cfg.action_dim))
             pad = np.zeros(cfg.action_horizon, bool) if action_is_pad is None \
                 else np.asarray(action_is_pad, bool).reshape(-1)
@@ -242,7 +245,26 @@ class Transform:
                 batch[key] = torch.stack([s[key] for s in samples])
         return batch
 
-    def unnormalize_actions(self, actions: np.ndarray) -> np.ndarray:
-        """(..., H, 32) normalised -> (..., H, robot_action_dim) robot units, float32."""
-        real = actions[..., :self.config.robot_action_dim]
-        return self.norm_stats.actions.unnormalize(real)
+    def relative_actions(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """(..., H, A) absolute actions -> what the model predicts: the delta dims minus the
+        state (..., D) they were observed at; the other dims unchanged."""
+        a = np.array(actions, dtype=np.float32)  # (..., H, A)
+        if self.delta_dims.any():
+            s = np.asarray(state, np.float32)[..., None, :self.delta_dims.size]  # (..., 1, A)
+            a = a - np.where(self.delta_dims, s, 0.0).astype(np.float32)
+        return a
+
+    def unnormalize_actions(self, actions: np.ndarray, state: np.ndarray | None = None
+                            ) -> np.ndarray:
+        """(..., H, 32) normalised -> (..., H, robot_action_dim) robot units, float32.
+
+        ``state`` (..., robot_state_dim): the observation's state in robot units, needed to
+        make delta dims (config.delta_action_mask) absolute again."""
+        real = self.norm_stats.actions.unnormalize(actions[..., :self.config.robot_action_dim])
+        if not self.delta_dims.any():
+            return real
+        if state is None:
+            raise ValueError('this policy predicts actions relative to the state '
+                             '(delta_action_mask); unnormalize_actions needs the state')
+        s = np.asarray(state, np.float32)[..., None, :self.delta_dims.size]  # (..., 1, A)
+        return (real + np.where(self.delta_dims, s, 0.0)).astype(np.float32)
