@@ -185,6 +185,12 @@ class Policy:
         self.model.to(device=device, dtype=_resolve_dtype(dtype))
         return self
 
+    def set_noise_scale(self, noise_scale: float) -> Policy:
+        """Change the sampling temperature (``ModelConfig.noise_scale``, validated); saved with
+        the checkpoint."""
+        self.model.config = self.config.replace(noise_scale=noise_scale)
+        return self
+
     # ------------------------------------------------------------------ description
     @property
     def config(self) -> ModelConfig:
@@ -273,7 +279,7 @@ class Policy:
         batch = {k: v[None].to(dev) for k, v in sample.items()}
         shape = (1, cfg.action_horizon, cfg.action_dim)
         if noise is None:
-            noise_t = torch.randn(shape, generator=self._generator)
+            noise_t = torch.randn(shape, generator=self._generator) * cfg.noise_scale
         else:
             noise_t = torch.as_tensor(np.asarray(noise) if not isinstance(noise, torch.Tensor)
                                       else noise, dtype=torch.float32)

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--weights-dtype', default='float32',
                         choices=['float32', 'float16', 'bfloat16'],
                         help='dtype the weights are stored in (default: float32)')
+    parser.add_argument('--noise-scale', type=float, default=None,
+                        help="sampling temperature stored in the exported config (the initial "
+                             "noise's scale; 0 = deterministic; default: keep the checkpoint's)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -34,10 +37,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         source = resolve_checkpoint(args.checkpoint)
         policy = Policy.load(source)
+        if args.noise_scale is not None:
+            policy.set_noise_scale(args.noise_scale)
     except (EvalError, ValueError) as exc:
         print(f'pi05-moe export: error: {exc}', file=sys.stderr)
         return 2
     out = policy.save(args.out, weights_dtype=args.weights_dtype)
     size_mb = sum(f.stat().st_size for f in out.iterdir()) / 1e6
-    print(f'exported {source} -> {out} ({args.weights_dtype} weights, {size_mb:.1f} MB)')
+    print(f'exported {source} -> {out} ({args.weights_dtype} weights, noise_scale '
+          f'{policy.config.noise_scale:g}, {size_mb:.1f} MB)')
     return 0

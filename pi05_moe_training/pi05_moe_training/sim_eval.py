@@ -75,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='torch CPU threads; 0 = torch\'s default')
     parser.add_argument('--policy-seed', type=int, default=0,
                         help='seed of the policy\'s noise (and of preset:<name> weights)')
+    parser.add_argument('--noise-scale', type=float, default=None,
+                        help='sampling temperature (initial noise scale; 0 = deterministic); '
+                        'default: the checkpoint\'s noise_scale')
     parser.add_argument('--out', default='sim_eval.json', help='JSON report (sim_eval.json)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
@@ -216,6 +219,8 @@ def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with SimRobot(sim_cfg, render=args.checkpoint != EXPERT) as robot:
         policy = load_policy(args.checkpoint, robot, args.device, args.policy_seed)
+        if args.noise_scale is not None and args.checkpoint != EXPERT:
+            policy.set_noise_scale(args.noise_scale)
         loop = ClosedLoop(robot, policy, executor_cfg, loop_cfg)
         if args.measure_latency:  # the first inference is slow (lazy init): keep it out
             policy.infer(loop.observe(robot.task.prompt))
@@ -235,6 +240,7 @@ def main(args: argparse.Namespace) -> int:
     result = {
         'checkpoint': args.checkpoint, 'tasks': tasks, 'episodes_per_task': args.episodes,
         'seed': args.seed, 'graph': args.graph,
+        'noise_scale': getattr(policy, 'config', None) and policy.config.noise_scale,
         'loop': {'replan_steps': args.replan, 'max_steps': args.max_steps,
                  'latency_s': args.latency_s, 'measure_latency': args.measure_latency,
                  'executor_mode': executor_cfg.mode, 'control_period_s': sim_cfg.control_period_s},

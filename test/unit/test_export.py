@@ -25,6 +25,17 @@ def test_export_writes_a_loadable_fp16_policy(tmp_path):
     assert size < 0.55 * (train_out / 'checkpoint-7/model.safetensors').stat().st_size
 
 
+def test_export_sets_the_sampling_temperature(tmp_path):
+    policy = Policy.from_preset('tiny', seed=3, num_steps=2)
+    policy.save(tmp_path / 'ckpt')
+    assert cli.main(['export', str(tmp_path / 'ckpt'), '--out', str(tmp_path / 'ship'),
+                     '--noise-scale', '0']) == 0
+    shipped = Policy.load(tmp_path / 'ship')
+    assert (policy.config.noise_scale, shipped.config.noise_scale) == (1.0, 0.0)
+    assert cli.main(['export', str(tmp_path / 'ckpt'), '--out', str(tmp_path / 'bad'),
+                     '--noise-scale', '-2']) == 2
+
+
 def test_export_of_a_non_checkpoint_exits_2(tmp_path, capsys):
     assert cli.main(['export', str(tmp_path), '--out', str(tmp_path / 'x')]) == 2
     assert 'not a checkpoint' in capsys.readouterr().err

@@ -84,6 +84,24 @@ def test_reset_replays_the_noise_sequence(policy):
     assert not np.array_equal(a, b)
 
 
+def test_noise_scale_is_the_sampling_temperature(tmp_path):
+    policy = Policy.from_preset('tiny', seed=0, num_steps=4)
+    zero = np.zeros((H, A), np.float32)
+    policy.set_noise_scale(0.0)
+    a = policy.infer(obs())['actions']
+    b = policy.infer(obs())['actions']  # the generator moved on; scale 0 ignores it
+    assert np.array_equal(a, b)
+    assert np.array_equal(a, policy.infer(obs(), noise=zero)['actions'])
+    policy.save(tmp_path / 'ckpt')
+    assert Policy.load(tmp_path / 'ckpt').config.noise_scale == 0.0
+    policy.set_noise_scale(0.5)
+    c = policy.infer(obs())['actions']
+    assert not np.array_equal(a, c)
+    with pytest.raises(ValueError, match=r'ModelConfig.noise_scale=-1.*>= 0'):
+        policy.set_noise_scale(-1)
+    assert policy.config.noise_scale == 0.5
+
+
 def test_save_load_reproduces_actions_exactly(policy, noise, tmp_path):
     policy.save(tmp_path / 'ckpt')
     files = sorted(os.listdir(tmp_path / 'ckpt'))

@@ -57,6 +57,9 @@ class ModelConfig:
     action_dim: int = 32  # padded action width inside the model
     max_state_dim: int = 32  # padded state width inside the model
     num_steps: int = 10  # Euler steps at inference
+    # Scale of the initial noise at inference (the sampling temperature): 1 samples the learned
+    # distribution, 0 integrates from the origin (deterministic, the chunk at the mode's centre).
+    noise_scale: float = 1.0
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
     time_beta_alpha: float = 1.5
@@ -134,7 +137,7 @@ class ModelConfig:
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 self._fail(name, 'expected a finite number > 0')
         for name in ('camera_routing_loss_weight', 'camera_routing_focal_alpha',
-                     'camera_routing_focal_gamma'):
+                     'camera_routing_focal_gamma', 'noise_scale'):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 self._fail(name, 'expected a finite number >= 0')
