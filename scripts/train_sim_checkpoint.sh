@@ -17,6 +17,7 @@ TRAIN=(--dataset "$WORK/dataset" --preset small --out "$WORK/train" --batch-size
        --warmup-steps 200 --routing-warmup-steps 300 --routing-ramp-steps 500
        --save-every 500 --keep-last 4 --num-workers 1)
 pi05-moe train "${TRAIN[@]}" --max-steps 6500
-pi05-moe export "$WORK/train" --out pi05_moe_policy/checkpoints/sim_small --weights-dtype float16
+pi05-moe export "$WORK/train" --out pi05_moe_policy/checkpoints/sim_small --weights-dtype float16 \
+  --noise-scale 0
 pi05-moe sim-eval --checkpoint pi05_moe_policy/checkpoints/sim_small --episodes 20 \
   --num-threads 1 --out "$WORK/sim_eval.json"

@@ -20,10 +20,11 @@ TASKS = ('lift_red_cube', 'lift_hot_cube')
 def test_sim_eval_runs_a_tiny_policy_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / 'sim_eval.json'
     code = cli(['sim-eval', '--checkpoint', 'preset:tiny', '--episodes', '1', '--max-steps', '20',
-                '--replan', '10', '--seed', '7', '--no-progress', '--out', str(out)])
+                '--replan', '10', '--seed', '7', '--noise-scale', '0.5', '--no-progress',
+                '--out', str(out)])
     assert code == 0
     result = json.loads(out.read_text())
-    assert result['tasks'] == list(TASKS)
+    assert result['tasks'] == list(TASKS) and result['noise_scale'] == 0.5
     assert [e['task'] for e in result['episodes']] == list(TASKS)
     for episode in result['episodes']:
         assert episode['seed'] == 7 and episode['steps'] == 20 and episode['inferences'] == 2
