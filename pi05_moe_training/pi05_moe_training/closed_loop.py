@@ -87,6 +87,7 @@ class EpisodeResult:
     sim_time_s: float
     inferences: list[Inference] = field(default_factory=list)
     arm_travel_rad: float = 0.0  # largest distance of any arm joint from its start position
+    closest_m: float | None = None  # closest the pinch point came to the target's centre
     safety: dict[str, int] = field(default_factory=dict)  # SafetyCounts, flattened
 
 
@@ -158,6 +159,8 @@ class ClosedLoop:
             robot.step()
             position = robot.joint_state().position  # (D,)
             travel = np.maximum(travel, np.abs(position[:6] - start[:6]))
+            distance = robot.target_distance()
+            result.closest_m = min(distance, result.closest_m or distance)
             result.steps = step + 1
             if robot.success():  # the episode ends at the first successful step
                 result.success = True

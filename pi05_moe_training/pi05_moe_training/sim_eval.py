@@ -136,7 +136,9 @@ def summarise_episode(result: EpisodeResult) -> dict[str, Any]:
         'routing_correct_inferences': sum(c == label for c in choices),
         'routing_accuracy': float(np.mean([c == label for c in choices])) if choices else None,
         'routing_choice': choice, 'routing_choice_correct': (choice == label if choice else None),
-        'arm_travel_rad': round(result.arm_travel_rad, 4), 'safety': result.safety,
+        'arm_travel_rad': round(result.arm_travel_rad, 4),
+        'closest_m': None if result.closest_m is None else round(result.closest_m, 4),
+        'safety': result.safety,
     }
 
 
@@ -147,6 +149,7 @@ def summarise(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     mean = mean_weights([e['mean_routing'] for e in routed])
     labels = {e['labelled_expert'] for e in episodes}
     label = labels.pop() if len(labels) == 1 else None
+    closest = [e['closest_m'] for e in episodes if e['closest_m'] is not None]
     out = {
         'episodes': len(episodes),
         'successes': sum(e['success'] for e in episodes),
@@ -157,6 +160,8 @@ def summarise(episodes: list[dict[str, Any]]) -> dict[str, Any]:
                                      if routed else None),
         'mean_routing': mean,
         'mean_steps': float(np.mean([e['steps'] for e in episodes])) if episodes else None,
+        # how close failures came: the pinch point's closest approach to the target cube
+        'median_closest_m': (float(np.median(closest)) if closest else None),
     }
     if label is not None:  # one family: which expert the router prefers on average
         out['labelled_expert'] = label
@@ -181,15 +186,21 @@ def _pct(value: float | None) -> str:
     return '-' if value is None else f'{value:.0%}'
 
 
+def _cm(metres: float | None) -> str:
+    return '-' if metres is None else f'{metres * 100:.1f} cm'
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The per-family table printed at the end."""
-    rows = [('family', 'episodes', 'success', 'routing acc inf/ep', 'mean routing', 'prefers')]
+    rows = [('family', 'episodes', 'success', 'closest (median)', 'routing acc inf/ep',
+             'mean routing', 'prefers')]
     for name, fam in [*summary['families'].items(), ('overall', summary['overall'])]:
         weights = ' '.join(f'{k}={v:.2f}' for k, v in fam['mean_routing'].items()) or '-'
         prefers = (f'{fam["prefers"]} (label {fam["labelled_expert"]})'
                    if fam.get('prefers') else '-')
         rows.append((name, str(fam['episodes']),
                      f'{_pct(fam["success_rate"])} ({fam["successes"]})',
+                     _cm(fam['median_closest_m']),
                      f'{_pct(fam["routing_accuracy_inference"])} / '
                      f'{_pct(fam["routing_accuracy_episode"])}', weights, prefers))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -233,7 +244,8 @@ def main(args: argparse.Namespace) -> int:
         for task, seed in bar:
             episodes.append(summarise_episode(loop.run_episode(task, seed)))
             e = episodes[-1]
-            bar.write(f'{task} seed {seed}: success={e["success"]} steps={e["steps"]} routing: '
+            bar.write(f'{task} seed {seed}: success={e["success"]} steps={e["steps"]} closest='
+                      f'{_cm(e["closest_m"])} routing: '
                       + (' '.join(f'{k}={v:.2f}' for k, v in e['mean_routing'].items()) or '-'))
             bar.set_postfix(success=f'{np.mean([x["success"] for x in episodes]):.0%}')
     summary = report(episodes, tasks)

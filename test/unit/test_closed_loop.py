@@ -39,6 +39,7 @@ def test_scripted_expert_succeeds_through_the_executor_core(sim, task, mode):
         assert result.safety['executed'] == result.steps  # every tick sent a fresh command
         assert result.safety['hold_stale'] == result.safety['hold_no_chunk'] == 0
         assert len(result.inferences) == -(-result.steps // 10)  # one per replan_steps
+        assert result.closest_m < 0.01  # the grasp brought the fingertips onto the cube
 
 
 def test_rows_that_pass_in_flight_are_skipped_and_the_expert_still_succeeds(sim):

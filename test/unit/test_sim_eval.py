@@ -6,6 +6,7 @@ the report has every figure the issue asks for.
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ def test_sim_eval_runs_a_tiny_policy_and_writes_the_report(tmp_path, capsys):
         assert episode['seed'] == 7 and episode['steps'] == 20 and episode['inferences'] == 2
         assert episode['success'] is False
         assert episode['arm_travel_rad'] > 1e-3  # the policy's actions reached the arm
+        assert 0 < episode['closest_m'] < 1.0
         assert episode['safety']['executed'] == 20
         weights = episode['mean_routing']
         assert set(weights) == {'l515', 'thermal'}
@@ -38,8 +40,10 @@ def test_sim_eval_runs_a_tiny_policy_and_writes_the_report(tmp_path, capsys):
     families = result['families']
     assert families['lift_red_cube']['labelled_expert'] == 'l515'
     assert families['lift_hot_cube']['labelled_expert'] == 'thermal'
-    for fam in families.values():
+    for name, fam in families.items():
         assert fam['episodes'] == 1 and fam['success_rate'] == 0.0
+        episode = result['episodes'][list(families).index(name)]
+        assert fam['median_closest_m'] == episode['closest_m']
         assert fam['routing_accuracy_inference'] in (0.0, 1.0)  # 2 inferences, one episode
         assert fam['prefers'] in ('l515', 'thermal')
         assert fam['prefers_labelled'] == (fam['prefers'] == fam['labelled_expert'])
@@ -48,7 +52,8 @@ def test_sim_eval_runs_a_tiny_policy_and_writes_the_report(tmp_path, capsys):
         [e['routing_choice_correct'] for e in result['episodes']])
     assert overall['meets_success_goal'] is False
     printed = capsys.readouterr().out
-    assert 'lift_hot_cube seed 7: success=False steps=20 routing: l515=' in printed
+    assert re.search(r'lift_hot_cube seed 7: success=False steps=20 closest=\d+\.\d cm '
+                     r'routing: l515=', printed)
     assert 'overall' in printed and f'wrote {out}' in printed
 
 

@@ -108,6 +108,11 @@ class SimRobot:
     def success(self) -> bool:
         return self.task.success(self.scene)
 
+    def target_distance(self) -> float:
+        """Distance (m) from the pinch point between the fingertips to the target cube's centre."""
+        offset = self.scene.pinch_position() - self.scene.cube_position(self.task.target)  # (3,)
+        return float(np.linalg.norm(offset))
+
     def _require_rig(self) -> CameraRig:
         if self.rig is None:
             raise RuntimeError('this SimRobot was built with render=False')

@@ -148,6 +148,10 @@ class Scene:
         """(3,) world position of the cube's centre."""
         return self.data.xpos[self.ids.cube_bodies[cube]].copy()
 
+    def pinch_position(self) -> np.ndarray:
+        """(3,) world position of the point between the fingertips."""
+        return self.data.site_xpos[self.ids.pinch_site].copy()
+
     def cube_yaw(self, cube: str) -> float:
         """Heading (rad) of the cube's x axis in the table plane."""
         xmat = self.data.xmat[self.ids.cube_bodies[cube]].reshape(3, 3)
