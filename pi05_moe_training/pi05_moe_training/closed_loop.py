@@ -139,6 +139,7 @@ class ClosedLoop:
         newest: float | None = None  # observation time of the newest chunk held
         next_inference = 0
         travel = np.zeros(6)  # (6,) arm joints
+        closest = np.inf  # (m) pinch point to the target cube
         for step in range(cfg.max_steps):
             now = robot.time
             # A chunk that lands now is used now, and frees the worker for the next inference,
@@ -159,14 +160,14 @@ class ClosedLoop:
             robot.step()
             position = robot.joint_state().position  # (D,)
             travel = np.maximum(travel, np.abs(position[:6] - start[:6]))
-            distance = robot.target_distance()
-            result.closest_m = min(distance, result.closest_m or distance)
+            closest = min(closest, robot.target_distance())
             result.steps = step + 1
             if robot.success():  # the episode ends at the first successful step
                 result.success = True
                 break
         result.sim_time_s = robot.time
         result.arm_travel_rad = float(travel.max())
+        result.closest_m = float(closest)
         counts = safety.counts
         result.safety = {'executed': counts.executed, 'clamped_position': counts.clamped_position,
                          'clamped_velocity': counts.clamped_velocity, **counts.holds}

@@ -245,14 +245,16 @@ class Transform:
                 batch[key] = torch.stack([s[key] for s in samples])
         return batch
 
+    def _state_offset(self, state: np.ndarray) -> np.ndarray:
+        """(..., D) state -> (..., 1, A): the state on the delta dims, 0 on the others."""
+        s = np.asarray(state, np.float32)[..., None, :self.delta_dims.size]  # (..., 1, A)
+        return np.where(self.delta_dims, s, 0.0).astype(np.float32)
+
     def relative_actions(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         """(..., H, A) absolute actions -> what the model predicts: the delta dims minus the
         state (..., D) they were observed at; the other dims unchanged."""
         a = np.array(actions, dtype=np.float32)  # (..., H, A)
-        if self.delta_dims.any():
-            s = np.asarray(state, np.float32)[..., None, :self.delta_dims.size]  # (..., 1, A)
-            a = a - np.where(self.delta_dims, s, 0.0).astype(np.float32)
-        return a
+        return a - self._state_offset(state) if self.delta_dims.any() else a
 
     def unnormalize_actions(self, actions: np.ndarray, state: np.ndarray | None = None
                             ) -> np.ndarray:
@@ -266,5 +268,4 @@ class Transform:
         if state is None:
             raise ValueError('this policy predicts actions relative to the state '
                              '(delta_action_mask); unnormalize_actions needs the state')
-        s = np.asarray(state, np.float32)[..., None, :self.delta_dims.size]  # (..., 1, A)
-        return (real + np.where(self.delta_dims, s, 0.0)).astype(np.float32)
+        return real + self._state_offset(state)
