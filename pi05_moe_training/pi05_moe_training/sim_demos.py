@@ -137,7 +137,8 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
             start = robot.clock
             recorder.write(PROMPT_TOPIC, _ns(start), msgs.string(task.prompt))
             recorder.start(_ns(start), prompt=task.prompt, task=task.name, success=None,
-                           notes=f'seed={robot.seed} target={task.target}')
+                           notes=f'seed={robot.seed} layout={sim_config.layout} '
+                           f'target={task.target}')
             schedules = {cam: RateSchedule(hz, start=start) for cam, hz in rates.items()}
             for _ in range(int(round((expert.duration + cfg.hold_s) / dt))):
                 now = robot.clock
@@ -183,6 +184,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--tasks', nargs='+', help='tasks used in turn (default: '
                         'lift_red_cube lift_hot_cube)')
     parser.add_argument('--seed', type=int, default=0, help='seed of episode 0 (0)')
+    parser.add_argument('--layout', default='wide',
+                        help="scene layout: 'wide' (cubes anywhere, the default) or 'slots' "
+                        "(two fixed places, the shipped checkpoint's)")
     parser.add_argument('--no-depth', action='store_true', help='do not record L515 depth')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -190,10 +194,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
+        from pi05_moe_bringup.sim.config import SimConfig
+
         cfg = SimDemoConfig(episodes=args.episodes, seed=args.seed, depth=not args.no_depth,
                             storage=args.storage,
                             **({'tasks': args.tasks} if args.tasks else {}))
-        summaries = record_demos(args.out, cfg, progress=not args.no_progress)
+        sim_config = SimConfig(task=cfg.tasks[0], seed=cfg.seed, layout=args.layout)
+        summaries = record_demos(args.out, cfg, sim_config, progress=not args.no_progress)
     except ValueError as exc:
         print(f'pi05-moe sim-demos: {exc}', file=sys.stderr)
         return 2

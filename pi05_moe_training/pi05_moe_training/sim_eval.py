@@ -24,6 +24,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -70,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--graph', default='sim',
                         help='bringup config whose sim_node and executor_node parameters are '
                         'used (default: the installed sim.yaml)')
+    parser.add_argument('--layout', default=None,
+                        help="scene layout ('wide' or 'slots'; default: the graph's sim_node)")
     parser.add_argument('--device', default='cpu', help='torch device (cpu, cuda, ...)')
     parser.add_argument('--num-threads', type=int, default=0,
                         help='torch CPU threads; 0 = torch\'s default')
@@ -223,6 +226,12 @@ def main(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.num_threads)
     sim_cfg, executor_cfg = graph_configs(args.graph)
+    if args.layout is not None:
+        try:
+            sim_cfg = dataclasses.replace(sim_cfg, layout=args.layout)
+        except ValueError as exc:
+            print(f'sim-eval: {exc}')
+            return 2
     loop_cfg = LoopConfig(replan_steps=args.replan, max_steps=args.max_steps,
                           latency_s=args.latency_s, measure_latency=args.measure_latency)
     from tqdm import tqdm
@@ -237,7 +246,8 @@ def main(args: argparse.Namespace) -> int:
             policy.infer(loop.observe(robot.task.prompt))
         print(f'sim-eval: {args.checkpoint}: {len(tasks)} task(s) x {args.episodes} episodes, '
               f'max {args.max_steps} steps of {robot.config.control_period_s:g} s, replan every '
-              f'{args.replan}, executor {executor_cfg.mode} from {args.graph}')
+              f'{args.replan}, executor {executor_cfg.mode} from {args.graph}, layout '
+              f'{sim_cfg.layout}')
         episodes = []
         jobs = [(t, args.seed + k) for t in tasks for k in range(args.episodes)]
         bar = tqdm(jobs, desc='sim-eval', unit='ep', disable=args.no_progress)
@@ -251,7 +261,7 @@ def main(args: argparse.Namespace) -> int:
     summary = report(episodes, tasks)
     result = {
         'checkpoint': args.checkpoint, 'tasks': tasks, 'episodes_per_task': args.episodes,
-        'seed': args.seed, 'graph': args.graph,
+        'seed': args.seed, 'graph': args.graph, 'layout': sim_cfg.layout,
         'noise_scale': None if args.checkpoint == EXPERT else policy.config.noise_scale,
         'loop': {'replan_steps': args.replan, 'max_steps': args.max_steps,
                  'latency_s': args.latency_s, 'measure_latency': args.measure_latency,

@@ -8,7 +8,8 @@ from pi05_moe_bringup.sim.config import SimConfig
 from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
 from pi05_moe_bringup.sim.scene import CUBES, look_at_xyaxes
 from pi05_moe_bringup.sim.schedule import RateSchedule
-from pi05_moe_bringup.sim.tasks import RED, TASKS, LiftHotCube, Task, make_task, register_task
+from pi05_moe_bringup.sim.tasks import (LAYOUTS, RED, TASKS, LiftHotCube, Task, make_task,
+                                        register_task)
 from pi05_moe_bringup.sim.thermal import ThermalConfig, thermal_image
 
 
@@ -24,6 +25,8 @@ def test_config_errors_quote_the_bad_value():
         SimConfig(thermal_hz=60.0)
     with pytest.raises(ValueError, match='real_time_factor=2.0'):
         SimConfig(real_time_factor=2.0)
+    with pytest.raises(ValueError, match="layout='grid'"):
+        SimConfig(layout='grid')
 
 
 def test_control_period_must_be_a_multiple_of_the_physics_step():
@@ -37,6 +40,8 @@ def test_registry_has_both_families_and_rejects_duplicates():
         register_task('lift_hot_cube', LiftHotCube)
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         make_task('nope')
+    with pytest.raises(ValueError, match="unknown layout 'grid'"):
+        make_task('lift_red_cube', 'grid')
 
 
 @pytest.mark.parametrize('name,prompt,labels', [
@@ -66,6 +71,26 @@ def test_reset_randomises_reproducibly_and_sets_colour_and_heat(robot):
         assert temps[task.hot] > 318.0 and temps[other if task.hot != other else task.red] < 297
     np.testing.assert_array_equal(layouts[0], layouts[1])
     assert not np.array_equal(layouts[0], layouts[2])
+
+
+def test_slots_layout_jitters_around_two_places_and_the_target_takes_either():
+    """'slots': each cube within the jitter of its slot, yaw within the bound; over seeds the
+    target (red or hot) is in either slot, so the prompt's camera still decides where to go."""
+    layout = LAYOUTS['slots']
+    robot = SimRobot(SimConfig(layout='slots'), render=False)
+    target_slots = {name: set() for name in ('lift_red_cube', 'lift_hot_cube')}
+    for name, slots in target_slots.items():
+        for seed in range(30):
+            task = robot.reset(task=name, seed=seed)
+            assert task.layout is layout
+            for k, cube in enumerate(CUBES):
+                offset = robot.scene.cube_position(cube)[:2] - np.asarray(layout.slots[k])
+                assert np.all(np.abs(offset) <= layout.slot_jitter_m + 1e-9), (seed, offset)
+                assert abs(robot.scene.cube_yaw(cube)) <= layout.max_yaw_rad + 1e-6
+            slots.add(CUBES.index(task.target))
+    assert target_slots == {'lift_red_cube': {0, 1}, 'lift_hot_cube': {0, 1}}
+    wide = SimRobot(SimConfig(layout='wide'), render=False).reset(seed=3)
+    assert wide.layout is LAYOUTS['wide'] and not wide.layout.slots
 
 
 def test_hot_cube_is_independent_of_colour(robot):

@@ -5,6 +5,7 @@ import pytest
 
 from pi05_moe_bringup.sim.config import SimConfig
 from pi05_moe_training.bag_reader import BagReader
+from pi05_moe_training.cli import main as cli
 from pi05_moe_training.convert import convert
 from pi05_moe_training.dataset import EpisodeDataset
 from pi05_moe_training.sim_demos import SimDemoConfig, record_demos
@@ -35,6 +36,7 @@ def test_bags_hold_the_sim_topics_and_metadata(demos):
         assert (meta.task, meta.operator) == (task, 'scripted_expert')
         assert meta.success is True  # the expert lifts the cube for these seeds
         assert meta.camera_roles == {'base': 'wrist', 'experts': ['l515', 'thermal']}
+        assert 'layout=wide' in meta.notes
 
 
 def test_dataset_pairs_observation_k_with_command_k(demos):
@@ -55,3 +57,15 @@ def test_dataset_pairs_observation_k_with_command_k(demos):
     item = EpisodeDataset(ds_root, horizon=4)[10]
     assert item['images']['l515'].shape == (48, 48, 3)
     assert item['images']['thermal'].dtype == np.uint16
+
+
+def test_cli_records_the_chosen_layout_and_rejects_an_unknown_one(tmp_path, capsys):
+    assert cli(['sim-demos', '--out', str(tmp_path / 'bags'), '--episodes', '1', '--layout',
+                'slots', '--no-depth', '--no-progress']) == 0
+    (bag_path,) = sorted((tmp_path / 'bags').iterdir())
+    with BagReader(bag_path) as bag:
+        meta = bag.episode_meta()
+    assert 'layout=slots' in meta.notes and meta.success is True
+    assert cli(['sim-demos', '--out', str(tmp_path / 'more'), '--layout', 'grid']) == 2
+    assert "layout='grid'" in capsys.readouterr().err
+    assert not (tmp_path / 'more').exists()

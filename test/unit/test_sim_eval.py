@@ -21,11 +21,12 @@ TASKS = ('lift_red_cube', 'lift_hot_cube')
 def test_sim_eval_runs_a_tiny_policy_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / 'sim_eval.json'
     code = cli(['sim-eval', '--checkpoint', 'preset:tiny', '--episodes', '1', '--max-steps', '20',
-                '--replan', '10', '--seed', '7', '--noise-scale', '0.5', '--no-progress',
-                '--out', str(out)])
+                '--replan', '10', '--seed', '7', '--noise-scale', '0.5', '--layout', 'slots',
+                '--no-progress', '--out', str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     assert result['tasks'] == list(TASKS) and result['noise_scale'] == 0.5
+    assert result['layout'] == 'slots'
     assert [e['task'] for e in result['episodes']] == list(TASKS)
     for episode in result['episodes']:
         assert episode['seed'] == 7 and episode['steps'] == 20 and episode['inferences'] == 2
@@ -55,6 +56,13 @@ def test_sim_eval_runs_a_tiny_policy_and_writes_the_report(tmp_path, capsys):
     assert re.search(r'lift_hot_cube seed 7: success=False steps=20 closest=\d+\.\d cm '
                      r'routing: l515=', printed)
     assert 'overall' in printed and f'wrote {out}' in printed
+
+
+def test_sim_eval_rejects_an_unknown_layout(tmp_path, capsys):
+    assert cli(['sim-eval', '--checkpoint', 'expert', '--layout', 'grid',
+                '--out', str(tmp_path / 'r.json')]) == 2
+    assert "layout='grid'" in capsys.readouterr().out
+    assert not (tmp_path / 'r.json').exists()
 
 
 def _episode(task, labels, routings, success=True):

@@ -1,4 +1,4 @@
-"""The scripted IK expert lifts the right cube in >= 90% of 20 seeds, per prompt family.
+"""The scripted IK expert lifts the right cube in >= 90% of 20 seeds, per prompt family and layout.
 
 Physics only (no rendering): about a second per family.
 """
@@ -23,13 +23,14 @@ def run_episode(robot: SimRobot, expert: ScriptedExpert, seed: int) -> bool:
     return robot.success()
 
 
+@pytest.mark.parametrize('layout', ['wide', 'slots'])
 @pytest.mark.parametrize('task', ['lift_red_cube', 'lift_hot_cube'])
-def test_scripted_expert_success_rate(task):
-    robot = SimRobot(SimConfig(task=task), render=False)
+def test_scripted_expert_success_rate(task, layout):
+    robot = SimRobot(SimConfig(task=task, layout=layout), render=False)
     expert = ScriptedExpert(robot.scene)
     successes = [run_episode(robot, expert, seed) for seed in SEEDS]
     rate = float(np.mean(successes))
-    print(f'{task}: scripted expert success {rate:.0%} over {len(SEEDS)} seeds')
+    print(f'{task} ({layout}): scripted expert success {rate:.0%} over {len(SEEDS)} seeds')
     assert rate >= 0.9, f'{task}: {rate:.0%}; failed seeds ' + str(
         [s for s, ok in zip(SEEDS, successes) if not ok])
 

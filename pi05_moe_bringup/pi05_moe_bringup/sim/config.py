@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from pi05_moe_policy.params import check, param
 
-from .tasks import TASKS
+from .tasks import LAYOUTS, TASKS
 
 
 @dataclass
@@ -12,6 +12,8 @@ class SimConfig:
     """Simulated 3-camera robot. Every field is also a `sim_node` ROS parameter."""
 
     task: str = param('lift_red_cube', 'task name from the sim task registry')
+    layout: str = param('wide', "scene randomisation: 'wide' (cubes anywhere) or 'slots' "
+                        '(two fixed places, the shipped checkpoint\'s layout)')
     seed: int = param(0, 'seed of the first episode; episode k after start uses seed + k')
     control_period_s: float = param(0.02, 'physics time per action and joint-state sample (s)')
     image_width: int = param(224, 'L515 colour/depth and wrist image width (px)')
@@ -27,6 +29,7 @@ class SimConfig:
 
     def __post_init__(self):
         check(self.task in TASKS, self, 'task', f'one of {sorted(TASKS)}')
+        check(self.layout in LAYOUTS, self, 'layout', f'one of {sorted(LAYOUTS)}')
         check(self.seed >= 0, self, 'seed', '>= 0')
         check(0.002 <= self.control_period_s <= 0.1, self, 'control_period_s',
               'in [0.002, 0.1] s')

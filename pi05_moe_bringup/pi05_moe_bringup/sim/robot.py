@@ -56,7 +56,7 @@ class SimRobot:
         ids, model = self.scene.ids, self.scene.model
         self._ctrl_lo = model.actuator_ctrlrange[ids.arm_act, 0]  # (6,)
         self._ctrl_hi = model.actuator_ctrlrange[ids.arm_act, 1]  # (6,)
-        self.task: Task = make_task(cfg.task)
+        self.task: Task = make_task(cfg.task, cfg.layout)
         self.seed = cfg.seed
         self._rng = np.random.default_rng(cfg.seed)
         self._clock_base = 0.0  # sim seconds of the episodes before this one
@@ -75,7 +75,7 @@ class SimRobot:
     def reset(self, task: str | None = None, seed: int | None = None) -> Task:
         """Start an episode of `task` (default: the current one) randomised by `seed`."""
         if task is not None and task != self.task.name:
-            self.task = make_task(task)
+            self.task = make_task(task, self.config.layout)
         if seed is not None:
             self.seed = seed
         self._clock_base += self.time

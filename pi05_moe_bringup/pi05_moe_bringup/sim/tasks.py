@@ -21,11 +21,20 @@ AMBIENT_K = 295.15
 
 @dataclass(frozen=True)
 class TwoCubeLayout:
-    """Where the cubes may go (table frame, metres) and how hot the hot one is (kelvin)."""
+    """Where the cubes may go (table frame, metres) and how hot the hot one is (kelvin).
+
+    Without `slots`, both cubes are uniform in the x/y ranges, at least `min_separation_m`
+    apart. With `slots`, cube k sits at slot k plus a uniform jitter of up to `slot_jitter_m`
+    per axis: which slot holds the target still changes with colour and heat, so the prompt's
+    camera still decides where to reach.
+    """
 
     x_range: tuple[float, float] = (0.28, 0.45)
     y_range: tuple[float, float] = (-0.18, 0.18)
     min_separation_m: float = 0.15
+    slots: tuple[tuple[float, float], ...] = ()
+    slot_jitter_m: float = 0.0
+    max_yaw_rad: float = np.pi / 4
     hot_range_k: tuple[float, float] = (318.15, 333.15)  # 45..60 degC
     ambient_jitter_k: float = 1.0
     lift_height_m: float = 0.05  # success: the target's bottom this far above the table
@@ -52,12 +61,17 @@ class Task:
         """Randomise the scene (already at its home keyframe) from `seed`."""
         rng = np.random.default_rng(seed)
         lay = self.layout
-        while True:  # rejection sampling; the region fits two cubes easily
-            xy = rng.uniform((lay.x_range[0], lay.y_range[0]), (lay.x_range[1], lay.y_range[1]),
-                             size=(2, 2))  # (cube, xy)
-            if np.linalg.norm(xy[0] - xy[1]) >= lay.min_separation_m:
-                break
-        for cube, pos, yaw in zip(CUBES, xy, rng.uniform(-np.pi / 4, np.pi / 4, size=2)):
+        if lay.slots:
+            xy = np.asarray(lay.slots) + rng.uniform(-lay.slot_jitter_m, lay.slot_jitter_m,
+                                                     size=(2, 2))  # (cube, xy)
+        else:
+            while True:  # rejection sampling; the region fits two cubes easily
+                xy = rng.uniform((lay.x_range[0], lay.y_range[0]),
+                                 (lay.x_range[1], lay.y_range[1]), size=(2, 2))  # (cube, xy)
+                if np.linalg.norm(xy[0] - xy[1]) >= lay.min_separation_m:
+                    break
+        yaws = rng.uniform(-lay.max_yaw_rad, lay.max_yaw_rad, size=2)
+        for cube, pos, yaw in zip(CUBES, xy, yaws):
             scene.set_cube_pose(cube, tuple(pos), float(yaw))
         self.red = CUBES[rng.integers(2)]
         self.hot = CUBES[rng.integers(2)]  # independent of colour, on purpose
@@ -104,21 +118,32 @@ class LiftHotCube(Task):
         return self.hot
 
 
-TASKS: dict[str, Callable[[], Task]] = {}
+# The scene randomisations a task can run on. 'wide': anywhere in a 17 x 36 cm region at any
+# yaw in +-45 deg. 'slots': two places 20 cm apart, +-2 cm and +-15 deg, so what is left to see
+# is mostly which of the two cubes the prompt means (the shipped checkpoint's layout).
+LAYOUTS: dict[str, TwoCubeLayout] = {
+    'wide': TwoCubeLayout(),
+    'slots': TwoCubeLayout(slots=((0.36, -0.10), (0.36, 0.10)), slot_jitter_m=0.02,
+                           max_yaw_rad=np.deg2rad(15.0)),
+}
+
+TASKS: dict[str, Callable[..., Task]] = {}
 
 
-def register_task(name: str, factory: Callable[[], Task]) -> None:
+def register_task(name: str, factory: Callable[..., Task]) -> None:
     """Add a task under `name`; later tasks join the registry this way."""
     if name in TASKS:
         raise ValueError(f'task {name!r} is already registered')
     TASKS[name] = factory
 
 
-def make_task(name: str) -> Task:
-    """A fresh task instance by registered name."""
+def make_task(name: str, layout: str = 'wide') -> Task:
+    """A fresh task instance by registered name, on the named scene layout."""
     if name not in TASKS:
         raise ValueError(f'unknown task {name!r}; registered: {sorted(TASKS)}')
-    return TASKS[name]()
+    if layout not in LAYOUTS:
+        raise ValueError(f'unknown layout {layout!r}; known: {sorted(LAYOUTS)}')
+    return TASKS[name](LAYOUTS[layout])
 
 
 register_task(LiftRedCube.name, LiftRedCube)
