@@ -8,8 +8,15 @@ from pi05_moe_bringup.sim.config import SimConfig
 from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
 from pi05_moe_bringup.sim.scene import CUBES, look_at_xyaxes
 from pi05_moe_bringup.sim.schedule import RateSchedule
-from pi05_moe_bringup.sim.tasks import (LAYOUTS, RED, TASKS, LiftHotCube, Task, make_task,
-                                        register_task)
+from pi05_moe_bringup.sim.tasks import (
+    LAYOUTS,
+    RED,
+    TASKS,
+    LiftHotCube,
+    Task,
+    make_task,
+    register_task,
+)
 from pi05_moe_bringup.sim.thermal import ThermalConfig, thermal_image
 
 
