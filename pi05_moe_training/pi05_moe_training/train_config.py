@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +135,11 @@ class TrainConfig:
         """Per action dim of ``robot``: delta unless named in absolute_joints or beyond the
         state dims (an action can only be relative to a state of the same index)."""
         names = robot.get('joint_names') or [''] * robot['robot_action_dim']
+        unknown = [n for n in self.absolute_joints if n not in names]
+        if unknown and robot.get('joint_names'):
+            warnings.warn(f'absolute_joints {unknown}: no action of that name (actions: '
+                          f'{list(names)}); every such joint is predicted as a delta',
+                          stacklevel=2)
         return [name not in self.absolute_joints and i < robot['robot_state_dim']
                 for i, name in enumerate(names)]
 

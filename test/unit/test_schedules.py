@@ -2,6 +2,7 @@
 
 import argparse
 import math
+import warnings
 
 import pytest
 
@@ -98,3 +99,15 @@ def test_cli_errors_name_the_flag_or_field():
         parse(['--dataset', 'd', '--out', 'o', '--warmup-steps', '-3'])
     with pytest.raises(ValueError, match='TrainConfig.dataset=.*--dataset'):
         TrainConfig(out='o').check_paths()
+
+
+def test_absolute_joints_that_name_no_action_are_reported():
+    robot = {'joint_names': ['waist', 'elbow', 'claw'], 'robot_action_dim': 3,
+             'robot_state_dim': 3}
+    with pytest.warns(UserWarning, match=r"absolute_joints \['gripper'\]: no action"):
+        mask = TrainConfig().delta_action_mask(robot)
+    assert mask == [True, True, True]
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert TrainConfig(absolute_joints=['claw']).delta_action_mask(robot) == [
+            True, True, False]
