@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from pi05_moe_policy.model.config import warmup_ramp
+
 from .train_config import TrainConfig
 
 
@@ -28,10 +30,6 @@ def get_lr(step: int, cfg: TrainConfig) -> float:
 def routing_loss_weight(step: int, cfg: TrainConfig) -> float:
     """Seed 001's tips: no routing loss for ``routing_warmup_steps`` (the action expert learns
     to use the cameras first), then a linear ramp to ``routing_loss_weight`` over
-    ``routing_ramp_steps``."""
-    if step < cfg.routing_warmup_steps:
-        return 0.0
-    if cfg.routing_ramp_steps == 0:
-        return cfg.routing_loss_weight
-    progress = (step - cfg.routing_warmup_steps) / cfg.routing_ramp_steps
-    return cfg.routing_loss_weight * min(1.0, progress)
+    ``routing_ramp_steps``. The same function as the checkpointed ModelConfig's schedule."""
+    return warmup_ramp(step, cfg.routing_loss_weight, cfg.routing_warmup_steps,
+                       cfg.routing_ramp_steps)

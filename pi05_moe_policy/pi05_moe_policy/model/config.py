@@ -17,6 +17,16 @@ THERMAL_COLORMAPS = ('gray', 'ironbow')
 TOKENIZER_TYPES = ('word_hash', 'hf')
 
 
+def warmup_ramp(step: int, weight: float, warmup_steps: int, ramp_steps: int) -> float:
+    """Seed 001's routing-loss schedule: 0 for ``warmup_steps``, then a linear ramp to
+    ``weight`` over ``ramp_steps`` (at once when 0), held there after."""
+    if step < warmup_steps:
+        return 0.0
+    if ramp_steps <= 0:
+        return float(weight)
+    return float(weight) * min(1.0, (step - warmup_steps) / ramp_steps)
+
+
 @dataclasses.dataclass
 class ModelConfig:
     """PI0.5 (or PI0) with router-gated camera fusion.
@@ -233,16 +243,12 @@ class ModelConfig:
         return (self.image_size // self.vision_patch_size) ** 2
 
     def routing_loss_weight_at(self, step: int | None) -> float:
-        """Routing-loss weight at a training step: 0 during warm-up, then a linear ramp."""
+        """Routing-loss weight at a training step (None: the full weight)."""
         w = float(self.camera_routing_loss_weight)
         if step is None:
             return w
-        if step < self.camera_routing_loss_warmup_steps:
-            return 0.0
-        if self.camera_routing_loss_ramp_steps <= 0:
-            return w
-        frac = (step - self.camera_routing_loss_warmup_steps) / self.camera_routing_loss_ramp_steps
-        return w * min(1.0, frac)
+        return warmup_ramp(step, w, self.camera_routing_loss_warmup_steps,
+                           self.camera_routing_loss_ramp_steps)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
