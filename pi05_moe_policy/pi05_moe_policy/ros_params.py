@@ -70,7 +70,8 @@ def declare_config(node: Node, cls: type) -> Any:
     """Declare every field of ``cls`` as a parameter of ``node`` and return the filled config.
 
     Raises ``ValueError`` (with the bad name and value) when a parameter has the wrong type or the
-    config's own validation rejects it.
+    config's own validation rejects it. A given parameter that no field declares (a typo in a
+    params file) is logged as a warning, since it would otherwise be ignored without a word.
     """
     flat: dict[str, Any] = {}
     for spec in specs(cls):
@@ -85,4 +86,10 @@ def declare_config(node: Node, cls: type) -> Any:
         else:
             flat[spec.name] = _declare(node, spec.name, spec.default, _SCALAR_TYPES[spec.kind],
                                        spec.help)
+    unknown = sorted(n for n in getattr(node, '_parameter_overrides', {})
+                     if not node.has_parameter(n) and not n.startswith('qos_overrides.'))
+    if unknown:
+        node.get_logger().warning(
+            f'ignoring unknown parameter(s) {unknown}: {cls.__name__} has no such field '
+            f'(known: {sorted(flat)})')
     return from_flat(cls, flat)

@@ -181,9 +181,11 @@ def test_reset_service_starts_an_episode_of_the_parameter_task(ros):
 
 
 def test_executable_exits_cleanly_on_ctrl_c():
-    """`sim_node` as its own process: runs, publishes /clock, and exits 0 on SIGINT."""
+    """`sim_node` as its own process: runs, publishes /clock, and exits 0 on SIGINT. A parameter
+    no config field declares (here a typo of `seed`) is named in a warning, not ignored."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(101, 200)))
-    proc = subprocess.Popen([sys.executable, '-m', 'pi05_moe_bringup.sim_node'], env=env,
+    proc = subprocess.Popen([sys.executable, '-m', 'pi05_moe_bringup.sim_node', '--ros-args',
+                             '-p', 'sed:=3'], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         context = rclpy.Context()
@@ -207,3 +209,4 @@ def test_executable_exits_cleanly_on_ctrl_c():
             proc.wait()
     assert proc.returncode == 0, output
     assert 'Traceback' not in output and 'EGLError' not in output, output
+    assert "ignoring unknown parameter(s) ['sed']: SimConfig has no such field" in output, output
