@@ -74,6 +74,8 @@ def test_pi05_prompt_format():
     text = format_prompt('  lift_the hot cube\n', np.array([-1.0, 0.0, 1.0]), pi05=True)
     assert text == 'Task: lift the hot cube, State: 0 128 255;\nAction: '
     assert format_prompt('lift', None, pi05=False) == 'lift\n'
+    no_state = format_prompt('lift_the hot cube', None, pi05=True)
+    assert no_state == 'Task: lift the hot cube;\nAction: '
 
 
 def test_word_hash_tokenizer_is_deterministic_and_short():
@@ -147,6 +149,29 @@ def test_delta_actions_are_relative_to_the_state_and_come_back_absolute():
     plain = make_transform(robot_state_dim=3, robot_action_dim=3)
     model = plain.sample(img, state, 'lift', actions=actions)['actions'].numpy()
     np.testing.assert_allclose(plain.unnormalize_actions(model), actions, atol=1e-5)
+
+
+def test_state_left_out_of_the_prompt_still_anchors_delta_actions():
+    """state_in_prompt=False: the tokens do not depend on the state, but the state vector and
+    the delta-action offset still do; True (PI0.5's default) writes it into the prompt."""
+    mask = [True, True, False]
+    img = {'wrist': np.zeros((8, 8, 3), np.uint8)}
+    actions = np.zeros((make_config('tiny').action_horizon, 3), np.float32)  # (H, 3)
+    s0, s1 = np.zeros(3, np.float32), np.array([0.5, -0.5, 0.9], np.float32)
+    blind = make_transform(robot_state_dim=3, robot_action_dim=3, delta_action_mask=mask,
+                           state_in_prompt=False)
+    a, b = (blind.sample(img, s, 'lift', actions=actions) for s in (s0, s1))
+    assert torch.equal(a['tokens'], b['tokens']) and torch.equal(a['token_mask'], b['token_mask'])
+    assert not torch.equal(a['state'], b['state'])
+    np.testing.assert_allclose(b['actions'][:, :2].numpy(), np.tile(-s1[:2], (len(actions), 1)),
+                               atol=1e-5)
+    seen = make_transform(robot_state_dim=3, robot_action_dim=3, delta_action_mask=mask)
+    a, b = (seen.sample(img, s, 'lift', actions=actions) for s in (s0, s1))
+    assert not torch.equal(a['tokens'], b['tokens'])
+    assert int(seen.sample(img, s0, 'lift')['token_mask'].sum()) > int(
+        blind.sample(img, s0, 'lift')['token_mask'].sum())
+    with pytest.raises(ValueError, match="state_in_prompt='no': expected true or false"):
+        make_config('tiny', state_in_prompt='no')
 
 
 @pytest.mark.parametrize('overrides, message', [

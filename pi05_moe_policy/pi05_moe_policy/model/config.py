@@ -63,6 +63,12 @@ class ModelConfig:
     image_size: int = 224
     # --- flow matching / actions ---
     pi05: bool = True  # False = PI0: state token + action-time MLP, no adaRMS
+    # PI0.5 writes the 256-bin state into the prompt. False leaves it out (same at training and
+    # inference): the model then sees the arm only in the images. It cures the copycat shortcut
+    # of small behaviour-cloned models, whose state tokens reveal where the demonstrator was
+    # going, so they never learn to read the target from the cameras. Delta actions still add
+    # the measured state back; PI0 (pi05=False) always has its state token.
+    state_in_prompt: bool = True
     action_horizon: int = 50
     action_dim: int = 32  # padded action width inside the model
     max_state_dim: int = 32  # padded state width inside the model
@@ -176,6 +182,8 @@ class ModelConfig:
             self._fail('robot_state_dim', f'must be <= max_state_dim={self.max_state_dim}')
         if self.robot_action_dim > self.action_dim:
             self._fail('robot_action_dim', f'must be <= action_dim={self.action_dim}')
+        if not isinstance(self.state_in_prompt, bool):
+            self._fail('state_in_prompt', 'expected true or false')
         if self.camera_router_input_type not in ROUTER_INPUT_TYPES:
             self._fail('camera_router_input_type', f'expected one of {ROUTER_INPUT_TYPES}')
         if not self.camera_router_hidden_dims or any(

@@ -26,13 +26,16 @@ def clean_prompt(prompt: str) -> str:
 
 
 def format_prompt(prompt: str, state_norm: np.ndarray | None, pi05: bool) -> str:
-    """PI0.5: ``"Task: {prompt}, State: {256-bin state};\\nAction: "``; PI0: the prompt + newline.
+    """PI0.5: ``"Task: {prompt}, State: {256-bin state};\\nAction: "``, or without a state
+    (``state_norm`` None) ``"Task: {prompt};\\nAction: "``; PI0: the prompt + newline.
 
     state_norm: the quantile-normalised real state dims (PI0.5 only).
     """
     text = clean_prompt(prompt)
     if not pi05:
         return text + '\n'
+    if state_norm is None:
+        return f'Task: {text};\nAction: '
     bins = discretize_state(state_norm)
     return f'Task: {text}, State: {" ".join(str(int(b)) for b in bins)};\nAction: '
 
@@ -202,7 +205,8 @@ class Transform:
         text = self.check_prompt(prompt)
         s_norm = self.norm_stats.state.normalize(s)  # (D,)
         pix, masks = self.image_tensors(imgs)
-        tokens, tmask = self.tokenize(format_prompt(text, s_norm, cfg.pi05))
+        tokens, tmask = self.tokenize(format_prompt(
+            text, s_norm if cfg.state_in_prompt else None, cfg.pi05))
         out = {'images': pix, 'image_masks': masks, 'tokens': tokens, 'token_mask': tmask,
                'state': torch.from_numpy(pad_to(s_norm, cfg.max_state_dim))}
         if actions is not None:
