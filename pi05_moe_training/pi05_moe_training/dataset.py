@@ -125,6 +125,10 @@ class EpisodeDataset:
             'camera_active': {e: int(cols[label_column(e)][0]) for e in self.experts},
         }
 
+    def frame_times(self) -> np.ndarray:
+        """(N,) seconds from its episode's first frame to each frame (by frame index)."""
+        return self._frames[:, 1] / float(self.fps)
+
     def __len__(self) -> int:
         return int(self._frames.shape[0])
 

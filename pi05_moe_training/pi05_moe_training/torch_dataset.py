@@ -40,8 +40,12 @@ class TrainDataset(Dataset):
     horizon and cameras.  Item i is ``policy.transform.sample(...)`` of frame i.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, oversample_start_s: float = 0.0,
+                 oversample_factor: int = 1):
         self.root = Path(root)
+        self.oversample_start_s = oversample_start_s
+        self.oversample_factor = oversample_factor
+        self.index = np.zeros(0, np.int64)  # sample -> frame, set by bind
         info_path = self.root / layout.INFO
         if not info_path.is_file():
             raise ValueError(f'{str(self.root)!r} is not a dataset from `pi05-moe convert` '
@@ -99,12 +103,22 @@ class TrainDataset(Dataset):
         self.frames = EpisodeDataset(self.root, horizon=cfg.action_horizon,
                                      cameras=list(cfg.camera_names))
         self.transform = policy.transform
+        self.index = self.sample_index(self.frames.frame_times(), self.oversample_start_s,
+                                       self.oversample_factor)
+
+    @staticmethod
+    def sample_index(times: np.ndarray, start_s: float, factor: int) -> np.ndarray:
+        """Sample -> frame: every frame once, plus ``factor - 1`` more copies of each frame
+        less than ``start_s`` seconds into its episode. times: (N,) s since episode start."""
+        early = np.flatnonzero(times < start_s)  # (E,)
+        return np.concatenate([np.arange(len(times)), np.tile(early, factor - 1)])
 
     def __len__(self) -> int:
-        return len(self._bound())
+        self._bound()
+        return len(self.index)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = self._bound()[i]
+        item = self._bound()[int(self.index[i])]
         labels = item['camera_active']
         experts = self.transform.config.expert_cameras
         # Labels only when the dataset has one for each of the model's expert cameras.

@@ -131,7 +131,7 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
         raise ValueError(f'{str(out)!r} already holds checkpoints; pass --resume to continue '
                          'that run or choose a new --out')
 
-    data = TrainDataset(cfg.dataset)
+    data = TrainDataset(cfg.dataset, cfg.oversample_start_s, cfg.oversample_factor)
     policy = build_policy(cfg, data, resume_from)
     data.bind(policy)  # checks the dataset against the model; samples go through its transform
     model = policy.model.to(device).train()

@@ -49,6 +49,11 @@ class TrainConfig:
               'actions: chunks start where the arm is); joints in --absolute-joints stay absolute')
     absolute_joints: list[str] = param(
         ['gripper'], 'action names kept absolute with --delta-actions (grippers)')
+    oversample_start_s: float = param(
+        0.0, "frames in each episode's first S seconds are drawn --oversample-factor times per "
+             'epoch: before the arm moves, only the cameras tell where the target is')
+    oversample_factor: int = param(1, 'how often those frames are drawn per epoch (1 = as '
+                                      'often as the others)')
     # --- optimisation (AdamW, warm-up + cosine, clipping) ---
     max_steps: int = param(20_000, 'optimiser steps to train for (the cosine ends here)')
     batch_size: int = param(8, 'samples per step and per process (global = x world size)')
@@ -94,6 +99,10 @@ class TrainConfig:
             check(_finite(getattr(self, name)) and 0 <= getattr(self, name) < 1, self, name,
                   'a number in [0, 1)')
         check(self.device in DEVICES, self, 'device', f'one of {DEVICES}')
+        check(_finite(self.oversample_start_s) and self.oversample_start_s >= 0, self,
+              'oversample_start_s', 'a finite number of seconds >= 0')
+        check(isinstance(self.oversample_factor, int) and self.oversample_factor >= 1, self,
+              'oversample_factor', 'an int >= 1')
         self._check_model()
 
     def _check_model(self) -> None:

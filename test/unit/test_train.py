@@ -7,14 +7,16 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from train_helpers import build_dataset, train_args
+from train_helpers import FRAMES, build_dataset, train_args
 
 from pi05_moe_policy import Policy
 from pi05_moe_training import cli
 from pi05_moe_training.checkpointing import load_train_state
 from pi05_moe_training.dataset import EpisodeDataset
 from pi05_moe_training.stats import chunk_action_values
+from pi05_moe_training.torch_dataset import TrainDataset
 from pi05_moe_training.train_config import TrainConfig
 
 STEPS = 16
@@ -123,3 +125,33 @@ def test_errors_are_one_clear_line(run, dataset, tmp_path, capsys, make_args, me
     err = capsys.readouterr().err
     assert err.startswith('pi05-moe train: error: ') and message in err, err
     assert list(run.iterdir()) and not (tmp_path / 'x').exists()  # nothing written
+
+
+def test_oversampling_draws_the_first_frames_of_each_episode_more_often(dataset):
+    """--oversample-start-s S --oversample-factor K: frames under S s into their episode are
+    drawn K times an epoch, the rest once; a factor of 1 leaves the dataset as it is."""
+    policy = Policy.from_config(TrainConfig(preset='tiny').model_config(
+        TrainDataset(dataset).robot_description()))
+    plain = TrainDataset(dataset)
+    plain.bind(policy)
+    assert len(plain) == FRAMES
+    data = TrainDataset(dataset, oversample_start_s=0.05, oversample_factor=3)
+    data.bind(policy)
+    frames = data.frames
+    early = [i for i in range(FRAMES) if frames[i]['frame_index'] < 3]  # 0, 20, 40 ms
+    assert len(early) == 6  # 3 frames in each of the 2 episodes
+    assert len(data) == FRAMES + 2 * len(early)
+    drawn = np.bincount(data.index, minlength=FRAMES)  # (FRAMES,)
+    assert sorted(np.flatnonzero(drawn == 3)) == early
+    assert set(drawn) == {1, 3}
+    for k, frame in enumerate(early):  # the copies are those frames' samples
+        assert torch.equal(data[FRAMES + k]['actions'], data[frame]['actions'])
+
+
+@pytest.mark.parametrize('field, value, quoted', [
+    ('oversample_start_s', -0.1, 'oversample_start_s=-0.1'),
+    ('oversample_factor', 0, 'oversample_factor=0'),
+])
+def test_oversampling_flags_are_validated(field, value, quoted):
+    with pytest.raises(ValueError, match=quoted):
+        TrainConfig(**{field: value})
