@@ -95,7 +95,8 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
                  progress: bool = True) -> list[BagSummary]:
     """Record ``cfg.episodes`` scripted episodes into ``out_dir``; return the bags' summaries.
 
-    ``sim_config`` is a ``pi05_moe_bringup.sim.config.SimConfig`` (image sizes, rates).
+    ``sim_config`` is a ``pi05_moe_bringup.sim.config.SimConfig`` (image sizes, rates, scene
+    layout); its task and seed do not matter, episode i runs ``cfg``'s task i and seed + i.
     """
     from tqdm import tqdm
 
@@ -107,7 +108,7 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
     from pi05_moe_bringup.sim.tasks import make_task
 
     cfg = cfg or SimDemoConfig()
-    sim_config = sim_config or SimConfig(task=cfg.tasks[0], seed=cfg.seed)
+    sim_config = sim_config or SimConfig()  # every episode resets to its own task and seed
     for name in cfg.tasks:
         make_task(name)  # unknown task names fail before anything is written
     store = make_typestore()
@@ -199,8 +200,8 @@ def main(args: argparse.Namespace) -> int:
         cfg = SimDemoConfig(episodes=args.episodes, seed=args.seed, depth=not args.no_depth,
                             storage=args.storage,
                             **({'tasks': args.tasks} if args.tasks else {}))
-        sim_config = SimConfig(task=cfg.tasks[0], seed=cfg.seed, layout=args.layout)
-        summaries = record_demos(args.out, cfg, sim_config, progress=not args.no_progress)
+        summaries = record_demos(args.out, cfg, SimConfig(layout=args.layout),
+                                 progress=not args.no_progress)
     except ValueError as exc:
         print(f'pi05-moe sim-demos: {exc}', file=sys.stderr)
         return 2
