@@ -7,18 +7,11 @@ the commands reach ``/arm_controller/commands``, within sim.yaml's joint limits,
 joints move.
 """
 
-import os
-import random
-import signal
-import subprocess
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -59,70 +52,30 @@ class Probe(Node):
         self.chunks += 1
 
 
-def wait_until(predicate, timeout: float, what: str, runner: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert runner.poll() is None, f'the graph exited ({runner.returncode}) waiting for {what}'
-        assert time.monotonic() < deadline, f'timed out after {timeout:g} s waiting for {what}'
-        time.sleep(0.05)
-
-
-def call(client, request, timeout: float = 10.0):
-    assert client.wait_for_service(timeout_sec=timeout), f'no service {client.srv_name}'
-    future = client.call_async(request)
-    deadline = time.monotonic() + timeout
-    while not future.done():
-        assert time.monotonic() < deadline, f'no response from {client.srv_name}'
-        time.sleep(0.02)
-    return future.result()
-
-
 @pytest.fixture
-def graph(tmp_path):
-    """`pi05-moe up sim` (tiny policy) on a private domain; yields (runner, probe)."""
-    domain = random.SystemRandom().randint(1, 200)
-    env = {**os.environ, 'ROS_DOMAIN_ID': str(domain),
-           'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST', 'PYTHONUNBUFFERED': '1'}
-    log = open(tmp_path / 'graph.log', 'wb')  # noqa: SIM115 - closed below
-    runner = subprocess.Popen(
-        ['pi05-moe', 'up', str(SIM_YAML), '--no-color', '--set',
-         'policy_node.checkpoint=preset:tiny'], env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
-    probe = Probe(context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(probe)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
-        yield runner, probe
-    finally:
-        executor.shutdown(timeout_sec=2.0)
-        probe.destroy_node()
-        context.try_shutdown()
-        runner.send_signal(signal.SIGINT)  # the runner stops its nodes
-        try:
-            code = runner.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(runner.pid, signal.SIGKILL)
-            code = runner.wait()
-        log.close()
-        print((tmp_path / 'graph.log').read_text()[-3000:])
-        assert code == 0, f'pi05-moe up exited with {code}'
+def graph(ros, spawn_each):
+    """`pi05-moe up sim` (tiny policy) on the module's private domain; yields (runner, probe).
+    The runner must exit 0 on Ctrl-C."""
+    runner = spawn_each(['pi05-moe', 'up', str(SIM_YAML), '--no-color', '--set',
+                         'policy_node.checkpoint=preset:tiny'])
+    probe = ros.add(Probe(ros.context))
+    yield runner, probe
+    ros.remove(probe)
+    code = runner.stop(timeout=30)  # the runner stops its nodes
+    assert code == 0, f'{runner.describe()}; last lines:\n{runner.tail()}'
 
 
-def test_enabled_executor_commands_reach_the_simulated_arm(graph):
+def test_enabled_executor_commands_reach_the_simulated_arm(graph, ros, wait_until):
     runner, probe = graph
-    wait_until(lambda: probe.chunks > 0, 90.0, 'the first action chunk', runner)
+    wait_until(lambda: probe.chunks > 0, 90.0, 'the first action chunk', process=runner)
 
     # Disabled: the executor only previews; the sim, reset to its home pose, holds it.
-    assert call(probe.enable, SetBool.Request(data=False)).success
-    assert call(probe.sim_reset, Trigger.Request()).success
+    assert ros.call(probe.enable, SetBool.Request(data=False)).success
+    assert ros.call(probe.sim_reset, Trigger.Request()).success
     time.sleep(0.5)  # the last pre-reset joint states are out of the way
     held, previews = len(probe.joints), len(probe.previews)
     commands = len(probe.commands)
-    wait_until(lambda: len(probe.joints) >= held + 25, 20.0, '25 joint states', runner)
+    wait_until(lambda: len(probe.joints) >= held + 25, 20.0, '25 joint states', process=runner)
     still = np.stack(probe.joints[held:])  # (T, 7)
     assert np.abs(still - still[0]).max() < 1e-3, 'the arm moved while actuation was disabled'
     assert len(probe.previews) > previews  # the executor runs, and says what it would command
@@ -130,10 +83,10 @@ def test_enabled_executor_commands_reach_the_simulated_arm(graph):
 
     # Enabled: commands reach /arm_controller/commands and the joints follow them.
     home = still[-1]
-    assert call(probe.enable, SetBool.Request(data=True)).success
-    wait_until(lambda: len(probe.commands) > commands + 10, 20.0, 'commands', runner)
+    assert ros.call(probe.enable, SetBool.Request(data=True)).success
+    wait_until(lambda: len(probe.commands) > commands + 10, 20.0, 'commands', process=runner)
     wait_until(lambda: np.abs(probe.joints[-1][:6] - home[:6]).max() > 0.02, 20.0,
-               'the arm joints to move', runner)
+               'the arm joints to move', process=runner)
     sent = np.stack(probe.commands[commands:])  # (N, 7)
     limits = load_graph(SIM_YAML).node('executor_node').params
     assert (sent >= np.array(limits['lower_limits']) - 1e-9).all()

@@ -7,20 +7,13 @@ backend; only the V4L2 ioctls of a real device are not covered. The L515 node is
 this machine has: no pyrealsense2 (a clear exit), or pyrealsense2 without a camera (it waits).
 """
 
-import os
-import random
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 
 import numpy as np
 import pytest
-import rclpy
 import yaml
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -33,7 +26,6 @@ from pi05_moe_bringup.drivers.thermal_decode import to_centi_kelvin
 from pi05_moe_policy import qos
 from pi05_moe_policy.core.image_codec import image_to_numpy
 
-DOMAIN_ID = random.randint(1, 200)
 IMAGES = [topics.WRIST_IMAGE, topics.THERMAL_IMAGE, topics.THERMAL_COLOR, topics.L515_COLOR,
           topics.L515_DEPTH]
 INFOS = [topics.WRIST_INFO, topics.THERMAL_INFO, topics.L515_COLOR_INFO, topics.L515_DEPTH_INFO]
@@ -53,19 +45,8 @@ class Probe(Node):
 
 
 @pytest.fixture(scope='module')
-def probe():
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=DOMAIN_ID)
-    node = Probe(context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    yield node
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    spinner.join(timeout=5)
+def probe(ros):
+    return ros.add(Probe(ros.context))
 
 
 @pytest.fixture
@@ -74,57 +55,18 @@ def msgs(probe):
     return probe.msgs
 
 
-def wait_for(predicate, node=None, what='condition', timeout_s=20.0):
-    """Poll ``predicate``; on timeout, fail showing the node's log."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            log = node.log() if node else ''
-            raise AssertionError(f'timed out waiting for {what}; node log:\n{log}')
-        time.sleep(0.05)
-
-
-class Driver:
-    """One driver node process (``python -m``), with its log in a file."""
-
-    def __init__(self, tmp_path, module, **params):
+@pytest.fixture
+def drivers(spawn_each):
+    """``drivers(module, **params)``: one driver node process (``python -m``), stopped at the
+    end of the test; ``a__b=v`` gives the parameter ``a.b:=v``."""
+    def start(module, **params):
         args = []
         for name, value in params.items():
             args += ['-p', f'{name.replace("__", ".")}:={value}']
-        self.log_path = tmp_path / f'{module}.log'
-        env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), PYTHONUNBUFFERED='1',
-                   RCUTILS_LOGGING_BUFFERED_STREAM='0')
-        with open(self.log_path, 'wb') as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, '-m', f'pi05_moe_bringup.drivers.{module}', '--ros-args',
-                 *args], stdout=log, stderr=subprocess.STDOUT, env=env)
+        return spawn_each([sys.executable, '-m', f'pi05_moe_bringup.drivers.{module}',
+                           '--ros-args', *args])
 
-    def log(self):
-        return self.log_path.read_text(errors='replace')
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        """Ctrl-C; returns the exit status (0 for a clean shutdown)."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f'did not stop on SIGINT:\n{self.log()}') from None
-
-
-@pytest.fixture
-def drivers():
-    started = []
-    yield lambda *args, **kw: started.append(Driver(*args, **kw)) or started[-1]
-    for driver in started:
-        if driver.alive():
-            driver.proc.kill()
-            driver.proc.wait()
+    return start
 
 
 def red_blue_video(path, width=96, height=64, n=15):
@@ -139,16 +81,17 @@ def stamp_s(msg):
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
-def test_uvc_node_publishes_rgb8_and_calibrated_camera_info(tmp_path, msgs, drivers):
+def test_uvc_node_publishes_rgb8_and_calibrated_camera_info(tmp_path, msgs, drivers,
+                                                            wait_until):
     video = tmp_path / 'wrist.avi'
     red_blue_video(video)
     calibration = from_intrinsics(96, 64, 80.0, 81.0, 47.5, 31.5, [0.1, 0.0, 0.0, 0.0, 0.0])
     cal_file = tmp_path / 'wrist.yaml'
     cal_file.write_text(yaml.safe_dump(calibration_document(calibration)))
-    node = drivers(tmp_path, 'uvc_camera_node', device=video, frame_id='test_wrist',
+    node = drivers('uvc_camera_node', device=video, frame_id='test_wrist',
                    camera_info_file=cal_file)
-    wait_for(lambda: len(msgs[topics.WRIST_IMAGE]) >= 5 and len(msgs[topics.WRIST_INFO]) >= 5,
-             node, 'wrist images')
+    wait_until(lambda: len(msgs[topics.WRIST_IMAGE]) >= 5 and len(msgs[topics.WRIST_INFO]) >= 5,
+               20.0, 'wrist images', process=node)
     images, infos = msgs[topics.WRIST_IMAGE][:5], msgs[topics.WRIST_INFO][:5]
     for msg in images:
         assert (msg.encoding, msg.width, msg.height) == ('rgb8', 96, 64)
@@ -164,34 +107,36 @@ def test_uvc_node_publishes_rgb8_and_calibrated_camera_info(tmp_path, msgs, driv
     np.testing.assert_allclose(info.k, calibration.k)
     np.testing.assert_allclose(info.d, calibration.d)
     assert (info.width, info.height, info.header.frame_id) == (96, 64, 'test_wrist')
-    assert node.stop() == 0
+    assert node.stop() == 0, node.tail()
 
 
-def test_uvc_node_waits_for_a_missing_camera_then_streams(tmp_path, msgs, drivers):
+def test_uvc_node_waits_for_a_missing_camera_then_streams(tmp_path, msgs, drivers, wait_until):
     video = tmp_path / 'plugged_in_later.avi'
-    node = drivers(tmp_path, 'uvc_camera_node', device=video, reconnect__initial_s=0.2,
+    node = drivers('uvc_camera_node', device=video, reconnect__initial_s=0.2,
                    reconnect__max_s=0.4)
-    wait_for(lambda: node.log().count('no such file') >= 3, node, 'retries in the log')
-    assert node.alive() and not msgs[topics.WRIST_IMAGE]
-    assert 'retrying in' in node.log()
+    wait_until(lambda: node.text.count('no such file') >= 3, 20.0, 'retries in the log',
+               process=node)
+    assert node.alive and not msgs[topics.WRIST_IMAGE]
+    assert 'retrying in' in node.text
     red_blue_video(video)
-    wait_for(lambda: len(msgs[topics.WRIST_IMAGE]) >= 3, node, 'images')
-    assert node.alive() and 'streaming from' in node.log()
-    assert node.stop() == 0
+    wait_until(lambda: len(msgs[topics.WRIST_IMAGE]) >= 3, 20.0, 'images', process=node)
+    assert node.alive and 'streaming from' in node.text
+    assert node.stop() == 0, node.tail()
 
 
-def test_thermal_node_publishes_centi_kelvin_and_a_preview(tmp_path, msgs, drivers):
+def test_thermal_node_publishes_centi_kelvin_and_a_preview(tmp_path, msgs, drivers,
+                                                           wait_until):
     frame = np.empty((120, 160), np.uint16)
     frame[:, :80] = to_centi_kelvin(20.0)
     frame[:, 80:] = to_centi_kelvin(40.0)
     frame[50:60, 100:110] = to_centi_kelvin(60.0)  # a hot cube
     video = tmp_path / 'thermal.mkv'
     write_y16_video(video, [frame] * 10)
-    node = drivers(tmp_path, 'thermal_camera_node', device=video, frame_id='test_thermal',
+    node = drivers('thermal_camera_node', device=video, frame_id='test_thermal',
                    preview_min_c=15.0, preview_max_c=45.0)
-    wait_for(lambda: len(msgs[topics.THERMAL_IMAGE]) >= 3
-             and len(msgs[topics.THERMAL_COLOR]) >= 3 and msgs[topics.THERMAL_INFO],
-             node, 'thermal images')
+    wait_until(lambda: len(msgs[topics.THERMAL_IMAGE]) >= 3
+               and len(msgs[topics.THERMAL_COLOR]) >= 3 and msgs[topics.THERMAL_INFO],
+               20.0, 'thermal images', process=node)
     raw_msg = msgs[topics.THERMAL_IMAGE][0]
     assert (raw_msg.encoding, raw_msg.width, raw_msg.height) == ('mono16', 160, 120)
     assert raw_msg.header.frame_id == 'test_thermal'
@@ -205,19 +150,21 @@ def test_thermal_node_publishes_centi_kelvin_and_a_preview(tmp_path, msgs, drive
     assert brightness[0, 0] < brightness[0, 159] <= brightness[55, 105]  # 20 < 40 <= 60 °C
     info = msgs[topics.THERMAL_INFO][0]
     assert (info.width, info.height) == (160, 120) and not any(info.k)  # uncalibrated
-    assert 'centi-Kelvin' in node.log()
-    assert node.stop() == 0
+    assert 'centi-Kelvin' in node.text
+    assert node.stop() == 0, node.tail()
 
 
-def test_thermal_node_rejects_8_bit_video_and_keeps_retrying(tmp_path, msgs, drivers):
+def test_thermal_node_rejects_8_bit_video_and_keeps_retrying(tmp_path, msgs, drivers,
+                                                             wait_until):
     video = tmp_path / 'agc_8bit.avi'
     red_blue_video(video, width=160, height=120)
-    node = drivers(tmp_path, 'thermal_camera_node', device=video, reconnect__initial_s=0.2,
+    node = drivers('thermal_camera_node', device=video, reconnect__initial_s=0.2,
                    reconnect__max_s=0.4)
-    wait_for(lambda: node.log().count('wrong pixel format') >= 2, node, 'format errors')
-    assert 'expected (H, W) uint16 Y16' in node.log() and 'retrying in' in node.log()
-    assert node.alive() and not msgs[topics.THERMAL_IMAGE]
-    assert node.stop() == 0
+    wait_until(lambda: node.text.count('wrong pixel format') >= 2, 20.0, 'format errors',
+               process=node)
+    assert 'expected (H, W) uint16 Y16' in node.text and 'retrying in' in node.text
+    assert node.alive and not msgs[topics.THERMAL_IMAGE]
+    assert node.stop() == 0, node.tail()
 
 
 def library_problem():
@@ -230,21 +177,23 @@ def library_problem():
 
 
 @pytest.mark.skipif(library_problem() is None, reason='a usable pyrealsense2 is installed')
-def test_l515_node_without_a_usable_pyrealsense2_exits_with_instructions(tmp_path, drivers):
-    node = drivers(tmp_path, 'l515_camera_node')
-    assert node.proc.wait(timeout=30) == 1
-    log = node.log()
+def test_l515_node_without_a_usable_pyrealsense2_exits_with_instructions(drivers):
+    node = drivers('l515_camera_node')
+    node.proc.wait(timeout=30)
+    assert node.stop() == 1  # it exited with 1; stop() also collects its last lines
+    log = node.text
     assert 'pyrealsense2==2.54.*' in log and 'Traceback' not in log
 
 
 @pytest.mark.skipif(library_problem() is not None, reason='no usable pyrealsense2 here')
-def test_l515_node_streams_or_waits_for_the_camera(tmp_path, msgs, drivers):
-    node = drivers(tmp_path, 'l515_camera_node', reconnect__initial_s=0.2, reconnect__max_s=0.4)
-    wait_for(lambda: 'streaming from' in node.log() or 'no RealSense device' in node.log()
-             or 'no L515' in node.log(), node, 'the camera or its absence')
-    if 'streaming from' in node.log():  # a robot with its L515 attached
-        wait_for(lambda: msgs[topics.L515_COLOR] and msgs[topics.L515_DEPTH], node, 'frames')
+def test_l515_node_streams_or_waits_for_the_camera(msgs, drivers, wait_until):
+    node = drivers('l515_camera_node', reconnect__initial_s=0.2, reconnect__max_s=0.4)
+    wait_until(lambda: 'streaming from' in node.text or 'no RealSense device' in node.text
+               or 'no L515' in node.text, 20.0, 'the camera or its absence', process=node)
+    if 'streaming from' in node.text:  # a robot with its L515 attached
+        wait_until(lambda: msgs[topics.L515_COLOR] and msgs[topics.L515_DEPTH], 20.0, 'frames',
+                   process=node)
         assert msgs[topics.L515_COLOR][0].encoding == 'rgb8'
         assert msgs[topics.L515_DEPTH][0].encoding == '16UC1'
-    assert node.alive()
-    assert node.stop() == 0
+    assert node.alive
+    assert node.stop() == 0, node.tail()

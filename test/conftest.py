@@ -1,4 +1,5 @@
-"""Fixtures for tests with real ROS 2: a private domain, an in-process probe, child processes.
+"""Fixtures for tests with real ROS 2 (test/ros, test/e2e): a private domain, an in-process
+probe, child processes. Unit tests use none of them.
 
 - ``ros_domain_id``: a random ROS_DOMAIN_ID (1..200) for the module, exported to the environment
   (so child processes inherit it) together with localhost-only discovery.
@@ -6,8 +7,9 @@
   background executor; ``ros.call(client, request)`` calls a service from the test thread.
 - ``spawn``: ``spawn(cmd)`` starts a child process (a node, ``pi05-moe up ...``) and collects its
   output lines; ``proc.wait_for(regex)`` waits for a line. Every child is stopped with SIGINT
-  (then SIGKILL) at the end of the module.
-- ``wait_until(predicate, timeout, what)``: poll until true, else fail saying ``what``.
+  (then SIGKILL) at the end of the module; ``spawn_each`` does the same at the end of each test.
+- ``wait_until(predicate, timeout, what, process=None)``: poll until true, else fail saying
+  ``what``; with a ``process``, fail at once (with its last lines) if that process has ended.
 """
 
 from __future__ import annotations
@@ -28,14 +30,18 @@ from rclpy.node import Node
 
 
 def _wait_until(predicate: Callable[[], object], timeout: float, what: str,
-                interval: float = 0.02) -> object:
+                interval: float = 0.02, process: ChildProcess | None = None) -> object:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
+        if process is not None and not process.alive:
+            raise AssertionError(f'{process.describe()} while waiting for {what}; last lines:\n'
+                                 + process.tail())
         if time.monotonic() > deadline:
-            raise AssertionError(f'timed out after {timeout:g} s waiting for {what}')
+            tail = f'; last lines of {process.describe()}:\n{process.tail()}' if process else ''
+            raise AssertionError(f'timed out after {timeout:g} s waiting for {what}{tail}')
         time.sleep(interval)
 
 
@@ -119,15 +125,28 @@ class ChildProcess:
                 or self.proc.poll() is not None, timeout)
             found = [x for x in self.lines[since:] if regex.search(x)]
             if not found:
-                state = 'running' if self.proc.poll() is None else f'exited {self.proc.poll()}'
                 raise AssertionError(
-                    f'{"timed out" if not ok else "process ended"} waiting for {pattern!r} from '
-                    f'{" ".join(self.cmd)} ({state}); last lines:\n' + '\n'.join(self.lines[-60:]))
+                    f'{"timed out" if not ok else "process ended"} waiting for {pattern!r}: '
+                    f'{self.describe()}; last lines:\n' + self.tail())
             return found[0]
 
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    @property
+    def text(self) -> str:
+        """Everything the process has printed so far."""
+        with self._cond:
+            return '\n'.join(self.lines)
+
+    def tail(self, n: int = 60) -> str:
+        with self._cond:
+            return '\n'.join(self.lines[-n:])
+
+    def describe(self) -> str:
+        state = 'running' if self.alive else f'exited {self.proc.returncode}'
+        return f'{" ".join(self.cmd)} ({state})'
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGINT (Ctrl-C) to the process group, SIGKILL after ``timeout``; the exit code."""
@@ -162,8 +181,8 @@ def ros(ros_domain_id):
     harness.close()
 
 
-@pytest.fixture(scope='module')
-def spawn(ros_domain_id):
+def _spawned():
+    """Yields ``start(cmd)``; then stops every child it started."""
     children: list[ChildProcess] = []
 
     def start(cmd: list[str]) -> ChildProcess:
@@ -174,6 +193,16 @@ def spawn(ros_domain_id):
     yield start
     for child in children:
         child.stop()
+
+
+@pytest.fixture(scope='module')
+def spawn(ros_domain_id):
+    yield from _spawned()
+
+
+@pytest.fixture
+def spawn_each(ros_domain_id):
+    yield from _spawned()
 
 
 @pytest.fixture(scope='session')
