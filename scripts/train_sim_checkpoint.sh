@@ -9,7 +9,7 @@
 # under a 7500-step cosine, a resume at 5500 with --max-steps 8500, and the second leg run as
 # 8500-11000 under --max-steps 18000, 11000-15000 under 15000, then 15000-18000 under 18000.
 # On the 2-core dev machine: demos 5 min (240 episodes, 9.5 GB of bags), conversion 3 min,
-# training 1.2-1.7 steps/s at batch 8 (18000 steps: ~3 h 30 min), evaluation ~3 min.
+# training 1.2-1.7 steps/s at batch 8 (18000 steps: ~3 h 30 min), evaluation ~6 min.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WORK="${1:-runs/sim_small}"
@@ -26,5 +26,5 @@ TRAIN=(pi05-moe train --dataset "$WORK/dataset" --preset small --out "$WORK/trai
 "${TRAIN[@]}" --max-steps 18000 --lr 2e-4 --resume
 pi05-moe export "$WORK/train" --out pi05_moe_policy/checkpoints/sim_small --weights-dtype float16 \
   --noise-scale 0
-pi05-moe sim-eval --checkpoint pi05_moe_policy/checkpoints/sim_small --episodes 20 \
+pi05-moe sim-eval --checkpoint pi05_moe_policy/checkpoints/sim_small --episodes 60 \
   --layout slots --num-threads 1 --out "$WORK/sim_eval.json"

@@ -141,6 +141,9 @@ class ChildProcess:
             return '\n'.join(self.lines)
 
     def tail(self, n: int = 60) -> str:
+        """The last ``n`` lines; all of them once the process has ended."""
+        if not self.alive:
+            self._reader.join(timeout=2.0)  # it is still reading what the process printed last
         with self._cond:
             return '\n'.join(self.lines[-n:])
 
