@@ -35,8 +35,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 
 from pi05_moe_msgs.msg import ActionChunk
-from pi05_moe_policy import qos
 from pi05_moe_policy.core.image_codec import numpy_to_image
+from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig, PolicyNodeConfig
 from pi05_moe_policy.nodes.msg_convert import make_action_chunk, stamp_to_sec
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test' / 'ros'))
 
 from recorder_harness import record  # noqa: E402
 
-from pi05_moe_training.bag_reader import BagReader  # noqa: E402
+from pi05_moe_training.bags.reader import BagReader  # noqa: E402
 
 CAMERAS = ['/l515/color/image_raw', '/wrist/image_raw', '/thermal/image_raw']
 JOINTS = '/joint_states'

@@ -29,6 +29,7 @@ setup(
     entry_points={
         'console_scripts': [
             'sim_node = pi05_moe_bringup.sim_node:main',
+            'pi05-moe = pi05_moe_bringup.cli:main',
             'uvc_camera_node = pi05_moe_bringup.drivers.uvc_camera_node:main',
             'thermal_camera_node = pi05_moe_bringup.drivers.thermal_camera_node:main',
             'l515_camera_node = pi05_moe_bringup.drivers.l515_camera_node:main',

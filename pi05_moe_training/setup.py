@@ -25,8 +25,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'recorder_node = pi05_moe_training.recorder_node:main',
-            'pi05-moe = pi05_moe_training.cli:main',
+            'recorder_node = pi05_moe_training.record.recorder_node:main',
         ],
     },
 )

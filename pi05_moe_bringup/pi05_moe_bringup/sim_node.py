@@ -27,18 +27,18 @@ from std_msgs.msg import Bool, Float64MultiArray, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from pi05_moe_bringup.drivers import topics
 from pi05_moe_bringup.drivers.camera_info import fill_camera_info, from_intrinsics
 from pi05_moe_bringup.drivers.thermal_colormap import colorize
 from pi05_moe_bringup.sim.commands import action_from_array, action_from_trajectory
 from pi05_moe_bringup.sim.config import SimConfig
 from pi05_moe_bringup.sim.robot import CAMERAS, JOINT_NAMES, SimRobot
 from pi05_moe_bringup.sim.schedule import RateSchedule
-from pi05_moe_policy import qos
+from pi05_moe_policy import topics
 from pi05_moe_policy.core.image_codec import numpy_to_image
 from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
+from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.main import run_node
-from pi05_moe_policy.ros_params import declare_config
+from pi05_moe_policy.nodes.ros_params import declare_config
 
 # stream -> (camera, image topic, info topic, encoding, frame id); names as the real drivers'.
 STREAMS = {

@@ -11,7 +11,7 @@ __all__ = ['Policy']
 
 def __getattr__(name: str) -> Any:
     if name == 'Policy':
-        from .policy import Policy
+        from pi05_moe_policy.policy import Policy
 
         return Policy
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .model.config import ModelConfig, make_config
-from .model.pi05 import Pi05Model
-from .transforms.normalize import NormStats
-from .transforms.pipeline import Transform
-from .transforms.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from pi05_moe_policy.model.config import ModelConfig, make_config
+from pi05_moe_policy.model.pi05 import Pi05Model
+from pi05_moe_policy.transforms.normalize import NormStats
+from pi05_moe_policy.transforms.pipeline import Transform
+from pi05_moe_policy.transforms.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 
 CHECKPOINT_FORMAT = 'pi05_moe/1'
 _MAX_LISTED = 20

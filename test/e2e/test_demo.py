@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pi05_moe_training.bag_reader import BagReader
+from pi05_moe_training.bags.reader import BagReader
 
 EPISODE = re.compile(r'^episode (\d): (lift the (?:red|hot) cube): success=(True|False) '
                      r'routing: l515=([01]\.\d\d) thermal=([01]\.\d\d) ', re.M)

@@ -20,7 +20,7 @@ from std_srvs.srv import SetBool, Trigger
 from pi05_moe_bringup.description import load_graph
 from pi05_moe_bringup.sim.robot import JOINT_NAMES
 from pi05_moe_msgs.msg import ActionChunk
-from pi05_moe_policy import qos
+from pi05_moe_policy.nodes import qos
 
 SIM_YAML = Path(__file__).resolve().parents[2] / 'pi05_moe_bringup' / 'config' / 'sim.yaml'
 

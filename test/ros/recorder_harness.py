@@ -22,8 +22,8 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from pi05_moe_policy import qos
-from pi05_moe_training.recorder_node import STATUS_QOS
+from pi05_moe_policy.nodes import qos
+from pi05_moe_training.record.recorder_node import STATUS_QOS
 
 HERE = Path(__file__).parent
 

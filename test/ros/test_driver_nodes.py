@@ -17,14 +17,14 @@ import yaml
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
-from pi05_moe_bringup.drivers import topics
 from pi05_moe_bringup.drivers.camera_info import calibration_document, from_intrinsics
 from pi05_moe_bringup.drivers.l515_frames import L515Error, load_pyrealsense2
 from pi05_moe_bringup.drivers.recordings import write_color_video, write_y16_video
 from pi05_moe_bringup.drivers.thermal_colormap import colorize
 from pi05_moe_bringup.drivers.thermal_decode import to_centi_kelvin
-from pi05_moe_policy import qos
+from pi05_moe_policy import topics
 from pi05_moe_policy.core.image_codec import image_to_numpy
+from pi05_moe_policy.nodes import qos
 
 IMAGES = [topics.WRIST_IMAGE, topics.THERMAL_IMAGE, topics.THERMAL_COLOR, topics.L515_COLOR,
           topics.L515_DEPTH]

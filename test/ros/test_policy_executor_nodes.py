@@ -24,8 +24,8 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
-from pi05_moe_policy import qos
 from pi05_moe_policy.core.image_codec import numpy_to_image
+from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig, PolicyNodeConfig
 from pi05_moe_policy.nodes.msg_convert import make_action_chunk, sec_to_stamp, stamp_to_sec
 

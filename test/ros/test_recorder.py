@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from recorder_harness import HERE, end, record, spawn
 
-from pi05_moe_training.bag_reader import BagReader
+from pi05_moe_training.bags.reader import BagReader
 
 CAMERAS = ['/l515/color/image_raw', '/wrist/image_raw', '/thermal/image_raw']
 JOINTS = '/joint_states'

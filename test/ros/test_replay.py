@@ -22,10 +22,10 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
-from pi05_moe_policy import qos
 from pi05_moe_policy.core.image_codec import numpy_to_image
-from pi05_moe_training.bag_writer import make_qos
-from pi05_moe_training.typestore import make_typestore
+from pi05_moe_policy.nodes import qos
+from pi05_moe_training.bags.typestore import make_typestore
+from pi05_moe_training.bags.writer import make_qos
 
 S = 1_000_000_000
 T0 = 5_000 * S  # bag time: far from wall time, so a stamp shows which clock it came from

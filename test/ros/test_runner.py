@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from pi05_moe_training.typestore import make_typestore
+from pi05_moe_training.bags.typestore import make_typestore
 
 STARTED = re.compile(r'^\[up\]\s+started (\w+) \(pid (\d+)\)$')
 GRAPH = """
@@ -27,7 +27,7 @@ pi05_moe_graph:
     exec_a: {{package: pi05_moe_policy, executable: executor_node}}
     exec_b: {{package: pi05_moe_policy, executable: executor_node, on_exit: {on_exit_b},
               remap: {{/pi05_moe/action_chunk: /exec_b/action_chunk}}}}
-    replay: {{package: pi05_moe_training, executable: pi05-moe, ros_args: false,
+    replay: {{package: pi05_moe_bringup, executable: pi05-moe, ros_args: false,
               arguments: [replay, '${{bag}}', --delay, '1.0'], on_exit: shutdown,
               enabled: {replay}}}
 exec_a:

@@ -27,7 +27,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from pi05_moe_bringup.sim.robot import JOINT_NAMES
 from pi05_moe_bringup.sim_node import STREAMS, SimNode
-from pi05_moe_policy import qos
+from pi05_moe_policy.nodes import qos
 
 IMAGE_TOPICS = [topic for _, topic, _, _, _ in STREAMS.values()] + ['/thermal/image_color']
 INFO_TOPICS = {topic: info for _, topic, info, _, _ in STREAMS.values()}

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pi05_moe_training.bag_writer import BagWriter
-from pi05_moe_training.episode_meta import EpisodeMeta
-from pi05_moe_training.typestore import make_typestore
+from pi05_moe_training.bags.episode_meta import EpisodeMeta
+from pi05_moe_training.bags.typestore import make_typestore
+from pi05_moe_training.bags.writer import BagWriter
 
 JOINTS = [f'joint{i}' for i in range(6)] + ['gripper']
 ACTION_DIM = 7

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pi05_moe_training.align import (
+from pi05_moe_training.dataset.align import (
     align_asof,
     asof_indices,
     clock_offset,

@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 from bag_factory import write_episode_bag
 
-from pi05_moe_training import cli
-from pi05_moe_training.bag_reader import find_bags
-from pi05_moe_training.convert import convert
+from pi05_moe_bringup import cli
+from pi05_moe_training.bags.reader import find_bags
+from pi05_moe_training.dataset.convert import convert
 
 PROMPTS = ['lift the hot cube', 'lift the red cube', 'lift the warm cube', 'lift the hot cube']
 

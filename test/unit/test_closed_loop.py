@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from pi05_moe_bringup.sim.robot import SimRobot
-from pi05_moe_training.closed_loop import ClosedLoop, LoopConfig, ScriptedPolicy
-from pi05_moe_training.sim_eval import graph_configs
+from pi05_moe_bringup.sim_tools.closed_loop import ClosedLoop, LoopConfig, ScriptedPolicy
+from pi05_moe_bringup.sim_tools.evaluate import graph_configs
 
 SIM_YAML = Path(__file__).resolve().parents[2] / 'pi05_moe_bringup' / 'config' / 'sim.yaml'
 

@@ -15,11 +15,16 @@ import pyarrow.parquet as pq
 import pytest
 from bag_factory import ACTION_DIM, CAMERA_RATES, JOINTS, image_value, write_episode_bag
 
-from pi05_moe_training import cli
-from pi05_moe_training.bag_reader import BagError, BagReader, find_bags
-from pi05_moe_training.convert import ConvertConfig, add_arguments, config_from_args, convert
-from pi05_moe_training.dataset import EpisodeDataset, load_stats
-from pi05_moe_training.extract import EpisodeError, ExtractConfig, read_episode
+from pi05_moe_bringup import cli
+from pi05_moe_training.bags.reader import BagError, BagReader, find_bags
+from pi05_moe_training.dataset.convert import (
+    ConvertConfig,
+    add_arguments,
+    config_from_args,
+    convert,
+)
+from pi05_moe_training.dataset.episodes import EpisodeDataset, load_stats
+from pi05_moe_training.dataset.extract import EpisodeError, ExtractConfig, read_episode
 
 T0 = 1000.0
 

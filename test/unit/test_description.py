@@ -40,7 +40,7 @@ CONFIG_CLASSES = {
     'policy_node': 'pi05_moe_policy.nodes.config:PolicyNodeConfig',
     'executor_node': 'pi05_moe_policy.nodes.config:ExecutorNodeConfig',
     'sim_node': 'pi05_moe_bringup.sim.config:SimConfig',
-    'recorder_node': 'pi05_moe_training.recording:RecorderConfig',
+    'recorder_node': 'pi05_moe_training.record.recording:RecorderConfig',
     'uvc_camera_node': 'pi05_moe_bringup.drivers.config:UvcCameraConfig',
     'thermal_camera_node': 'pi05_moe_bringup.drivers.config:ThermalCameraConfig',
     'l515_camera_node': 'pi05_moe_bringup.drivers.config:L515CameraConfig',
@@ -192,7 +192,7 @@ pi05_moe_graph:
             remap: {/x: /y, /p: /q}}
     second: {package: pi05_moe_policy, executable: executor_node, use_sim_time: false,
              env: {WHERE: '${out}'}}
-    tool: {package: pi05_moe_training, executable: pi05-moe, ros_args: false,
+    tool: {package: pi05_moe_bringup, executable: pi05-moe, ros_args: false,
            arguments: [replay, '${out}/bag'], on_exit: shutdown}
 first:
   ros__parameters:

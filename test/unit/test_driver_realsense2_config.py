@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from pi05_moe_bringup.description import load_graph
-from pi05_moe_bringup.drivers import topics
 from pi05_moe_bringup.drivers.config import L515CameraConfig
 from pi05_moe_bringup.drivers.l515_frames import L515_COLOR_SIZES, L515_DEPTH_SIZES
+from pi05_moe_policy import topics
 
 FRAGMENT = (Path(__file__).resolve().parents[2] / 'pi05_moe_bringup' / 'config'
             / 'realsense2_l515_humble.yaml')

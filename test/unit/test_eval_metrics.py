@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from pi05_moe_training.eval_metrics import (
+from pi05_moe_training.evaluate.metrics import (
     MULTI_LABEL,
     NO_LABEL,
     EvalRecord,

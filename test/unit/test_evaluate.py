@@ -2,8 +2,9 @@
 fail (a checkpoint overfitted to the data beats its own random initialisation by far).
 
 The data goes through the real pipeline: two episode bags (bag_factory) converted by
-``pi05_moe_training.convert``, 12 frames each at 50 Hz, 24x32 images; "hot" labels the thermal
-camera active, "red" the L515. The model is the tiny preset at 28x28 pixels with a 10-step chunk.
+``pi05_moe_training.dataset.convert``, 12 frames each at 50 Hz, 24x32 images; "hot" labels the
+thermal camera active, "red" the L515. The model is the tiny preset at 28x28 pixels with a
+10-step chunk.
 """
 
 from __future__ import annotations
@@ -19,22 +20,22 @@ import torch
 from bag_factory import JOINTS, write_episode_bag
 from matplotlib.image import imread
 
+from pi05_moe_bringup import cli
 from pi05_moe_policy import Policy
-from pi05_moe_training import cli
-from pi05_moe_training.bag_reader import find_bags
-from pi05_moe_training.convert import convert
-from pi05_moe_training.dataset import EpisodeDataset
-from pi05_moe_training.eval_metrics import (
+from pi05_moe_training.bags.reader import find_bags
+from pi05_moe_training.dataset.convert import convert
+from pi05_moe_training.dataset.episodes import EpisodeDataset
+from pi05_moe_training.evaluate.metrics import (
     EvalRecord,
     action_error_metrics,
     json_ready,
     latency_metrics,
     routing_metrics,
 )
-from pi05_moe_training.eval_plots import plot_all
-from pi05_moe_training.eval_report import write_report
-from pi05_moe_training.torch_dataset import TrainDataset
-from pi05_moe_training.train_config import TrainConfig
+from pi05_moe_training.evaluate.plots import plot_all
+from pi05_moe_training.evaluate.report import write_report
+from pi05_moe_training.train.config import TrainConfig
+from pi05_moe_training.train.torch_dataset import TrainDataset
 
 HORIZON = 10
 MODEL = {'image_size': '28', 'action_horizon': str(HORIZON)}

@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from pi05_moe_bringup import cli
 from pi05_moe_policy import Policy
-from pi05_moe_training import cli
 
 
 def test_export_writes_a_loadable_fp16_policy(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pi05_moe_training.labels import (
+from pi05_moe_training.dataset.labels import (
     LabelConfig,
     episode_labels,
     keyword_experts,

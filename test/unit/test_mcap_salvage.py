@@ -7,9 +7,9 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
-from pi05_moe_training.bag_writer import make_qos
-from pi05_moe_training.mcap_salvage import SalvagedMcap, SalvageError
-from pi05_moe_training.typestore import make_typestore
+from pi05_moe_training.bags.mcap_salvage import SalvagedMcap, SalvageError
+from pi05_moe_training.bags.typestore import make_typestore
+from pi05_moe_training.bags.writer import make_qos
 
 S = 1_000_000_000
 STORE = make_typestore()

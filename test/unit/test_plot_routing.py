@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from pi05_moe_training import plot_routing
-from pi05_moe_training.bag_writer import BagWriter
-from pi05_moe_training.routing_series import MSGTYPE, collect, summarize
-from pi05_moe_training.typestore import make_typestore
+from pi05_moe_training.bags.typestore import make_typestore
+from pi05_moe_training.bags.writer import BagWriter
+from pi05_moe_training.evaluate import plot_routing
+from pi05_moe_training.evaluate.routing_series import MSGTYPE, collect, summarize
 
 S = 1_000_000_000
 T0 = 2_000 * S
@@ -92,7 +92,7 @@ def test_plots_one_line_per_expert_and_prints_means(tmp_path, capsys, storage):
 
 def test_figure_holds_the_series(tmp_path):
     bag = write_bag(tmp_path / 'episode')
-    from pi05_moe_training.bag_reader import BagReader
+    from pi05_moe_training.bags.reader import BagReader
 
     with BagReader(bag) as reader:
         series = collect([(t, m) for _, t, m in reader.messages(['/pi05_moe/routing'])],

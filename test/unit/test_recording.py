@@ -9,21 +9,21 @@ import numpy as np
 import pytest
 import yaml
 
-from pi05_moe_training.bag_reader import BagReader
-from pi05_moe_training.bag_writer import BagWriter, BagWriterError, make_qos
-from pi05_moe_training.episode_meta import (
+from pi05_moe_training.bags.episode_meta import (
     METADATA_TOPIC,
     EpisodeMeta,
     from_custom_data,
     from_json,
 )
-from pi05_moe_training.recording import (
+from pi05_moe_training.bags.reader import BagReader
+from pi05_moe_training.bags.typestore import make_typestore
+from pi05_moe_training.bags.writer import BagWriter, BagWriterError, make_qos
+from pi05_moe_training.record.recording import (
     DEFAULT_TOPICS,
     EpisodeRecorder,
     RecorderConfig,
     subscription_qos,
 )
-from pi05_moe_training.typestore import make_typestore
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'pi05_moe_training' / 'config'
 

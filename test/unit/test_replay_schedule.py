@@ -9,9 +9,9 @@ from rosbags.interfaces import Connection, ConnectionExtRosbag2, MessageDefiniti
 from rosbags.interfaces import MessageDefinitionFormat as Fmt
 from rosbags.typesys import Stores, get_typestore
 
-from pi05_moe_training.bag_writer import make_qos
-from pi05_moe_training.replay import parse_remaps, plan_topics, qos_for
-from pi05_moe_training.replay_schedule import (
+from pi05_moe_training.bags.writer import make_qos
+from pi05_moe_training.replay.player import parse_remaps, plan_topics, qos_for
+from pi05_moe_training.replay.schedule import (
     ReplayConfig,
     schedule,
     shift_header_stamp,
@@ -172,8 +172,7 @@ def connection(topic, msgtype, offered=(), cid=1):
 
 
 def test_qos_follows_the_recorded_offers_else_the_named_profiles():
-    from pi05_moe_policy import qos
-
+    from pi05_moe_policy.nodes import qos
     recorded = qos_for('/x', 'std_msgs/msg/String',
                        [make_qos('best_effort', 'transient_local', depth=3)])
     assert (recorded.reliability.name, recorded.durability.name, recorded.depth) == \

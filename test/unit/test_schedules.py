@@ -8,8 +8,8 @@ import pytest
 
 from pi05_moe_policy.model.config import make_config
 from pi05_moe_training.config_cli import add_config_arguments, config_from_args
-from pi05_moe_training.schedules import get_lr, routing_loss_weight
-from pi05_moe_training.train_config import TrainConfig
+from pi05_moe_training.train.config import TrainConfig
+from pi05_moe_training.train.schedules import get_lr, routing_loss_weight
 
 
 def reference_lr(step, lr, min_lr, warmup, max_steps):

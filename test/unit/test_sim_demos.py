@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
+from pi05_moe_bringup.cli import main as cli
 from pi05_moe_bringup.sim.config import SimConfig
-from pi05_moe_training.bag_reader import BagReader
-from pi05_moe_training.cli import main as cli
-from pi05_moe_training.convert import convert
-from pi05_moe_training.dataset import EpisodeDataset
-from pi05_moe_training.sim_demos import SimDemoConfig, record_demos
+from pi05_moe_bringup.sim_tools.record_demos import SimDemoConfig, record_demos
+from pi05_moe_training.bags.reader import BagReader
+from pi05_moe_training.dataset.convert import convert
+from pi05_moe_training.dataset.episodes import EpisodeDataset
 
 
 @pytest.fixture(scope='module')

@@ -11,9 +11,9 @@ import re
 import numpy as np
 import pytest
 
-from pi05_moe_training.cli import main as cli
-from pi05_moe_training.closed_loop import EpisodeResult, Inference
-from pi05_moe_training.sim_eval import report, summarise_episode
+from pi05_moe_bringup.cli import main as cli
+from pi05_moe_bringup.sim_tools.closed_loop import EpisodeResult, Inference
+from pi05_moe_bringup.sim_tools.evaluate import report, summarise_episode
 
 TASKS = ('lift_red_cube', 'lift_hot_cube')
 

@@ -11,13 +11,13 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from train_helpers import FRAMES, build_dataset, train_args
 
+from pi05_moe_bringup import cli
 from pi05_moe_policy import Policy
-from pi05_moe_training import cli
-from pi05_moe_training.checkpointing import load_train_state
-from pi05_moe_training.dataset import EpisodeDataset
-from pi05_moe_training.stats import chunk_action_values
-from pi05_moe_training.torch_dataset import TrainDataset
-from pi05_moe_training.train_config import TrainConfig
+from pi05_moe_training.dataset.episodes import EpisodeDataset
+from pi05_moe_training.dataset.stats import chunk_action_values
+from pi05_moe_training.train.checkpointing import load_train_state
+from pi05_moe_training.train.config import TrainConfig
+from pi05_moe_training.train.torch_dataset import TrainDataset
 
 STEPS = 16
 

@@ -17,8 +17,8 @@ import torch
 from train_helpers import build_dataset, train_args
 
 from pi05_moe_policy import Policy
-from pi05_moe_training.checkpointing import load_train_state
-from pi05_moe_training.distributed import parameter_hash
+from pi05_moe_training.train.checkpointing import load_train_state
+from pi05_moe_training.train.distributed import parameter_hash
 
 
 def free_port() -> int:
@@ -35,7 +35,7 @@ def test_two_cpu_processes_keep_identical_replicas(tmp_path):
                       '0', '--device', 'cpu')[1:]  # drop the 'train' subcommand
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
            '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
-           '-m', 'pi05_moe_training.train', *args]
+           '-m', 'pi05_moe_training.train.loop', *args]
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 from train_helpers import FRAMES, build_dataset, train_args
 
-from pi05_moe_training import cli
-from pi05_moe_training.checkpointing import load_train_state
+from pi05_moe_bringup import cli
+from pi05_moe_training.train.checkpointing import load_train_state
 
 BATCH = 6  # FRAMES // 6 = 5 batches an epoch
 K, N = 3, 7

@@ -13,8 +13,8 @@ PACKAGES = ['pi05_moe_msgs', 'pi05_moe_policy', 'pi05_moe_bringup', 'pi05_moe_tr
 EXECUTABLES = {
     'pi05_moe_policy': ['policy_node', 'executor_node'],
     'pi05_moe_bringup': ['sim_node', 'uvc_camera_node', 'thermal_camera_node',
-                         'l515_camera_node'],
-    'pi05_moe_training': ['recorder_node', 'pi05-moe'],
+                         'l515_camera_node', 'pi05-moe'],
+    'pi05_moe_training': ['recorder_node'],
 }
 
 

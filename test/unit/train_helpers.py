@@ -1,7 +1,7 @@
 """Shared pieces of the training tests: a tiny real dataset and fast training flags.
 
 The dataset goes through the real pipeline: two episode bags (bag_factory) converted by
-``pi05_moe_training.convert``, 17 frames each at 50 Hz with 24x32 images; "hot" labels the
+``pi05_moe_training.dataset.convert``, 17 frames each at 50 Hz with 24x32 images; "hot" labels the
 thermal camera active, "red" the L515.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bag_factory import write_episode_bag
 
-from pi05_moe_training.bag_reader import find_bags
-from pi05_moe_training.convert import convert
+from pi05_moe_training.bags.reader import find_bags
+from pi05_moe_training.dataset.convert import convert
 
 FRAMES = 34  # 2 episodes x 17 control periods (checked in build_dataset)
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pi05_moe_bringup.drivers.grabber import ReconnectConfig
+from pi05_moe_bringup.drivers.thermal_colormap import COLORMAPS
+from pi05_moe_bringup.drivers.thermal_decode import SENSORS
+from pi05_moe_bringup.drivers.uvc_capture import fourcc_code, parse_device
 from pi05_moe_policy.params import check, param
-
-from .grabber import ReconnectConfig
-from .thermal_colormap import COLORMAPS
-from .thermal_decode import SENSORS
-from .uvc_capture import fourcc_code, parse_device
 
 
 def _check_device(cfg, name: str = 'device') -> None:

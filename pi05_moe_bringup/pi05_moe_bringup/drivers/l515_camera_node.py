@@ -17,11 +17,11 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 
-from .config import L515CameraConfig
-from .l515_capture import L515Source
-from .l515_frames import L515Frame, load_pyrealsense2
-from .ros_camera import CameraDriverNode, ImagePublisher, run
-from .topics import L515_COLOR, L515_COLOR_INFO, L515_DEPTH, L515_DEPTH_INFO
+from pi05_moe_bringup.drivers.config import L515CameraConfig
+from pi05_moe_bringup.drivers.l515_capture import L515Source
+from pi05_moe_bringup.drivers.l515_frames import L515Frame, load_pyrealsense2
+from pi05_moe_bringup.drivers.ros_camera import CameraDriverNode, ImagePublisher, run
+from pi05_moe_policy.topics import L515_COLOR, L515_COLOR_INFO, L515_DEPTH, L515_DEPTH_INFO
 
 
 class L515CameraNode(CameraDriverNode):

@@ -12,10 +12,10 @@ from types import ModuleType
 
 import numpy as np
 
-from .camera_info import CameraInfoData
-from .config import L515CameraConfig
-from .grabber import SourceError
-from .l515_frames import (
+from pi05_moe_bringup.drivers.camera_info import CameraInfoData
+from pi05_moe_bringup.drivers.config import L515CameraConfig
+from pi05_moe_bringup.drivers.grabber import SourceError
+from pi05_moe_bringup.drivers.l515_frames import (
     DeviceInfo,
     L515Frame,
     camera_info_from_intrinsics,

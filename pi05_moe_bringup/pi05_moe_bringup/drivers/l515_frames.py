@@ -17,8 +17,8 @@ from types import ModuleType
 
 import numpy as np
 
-from .camera_info import CameraInfoData, from_intrinsics
-from .grabber import SourceError
+from pi05_moe_bringup.drivers.camera_info import CameraInfoData, from_intrinsics
+from pi05_moe_bringup.drivers.grabber import SourceError
 
 LAST_L515_RELEASE = (2, 54)  # librealsense 2.54.x is the last with L500-series support
 INSTALL_HINT = ('pip install "pyrealsense2==2.54.*" (PyPI has 2.54.2 wheels only for CPython 3.10 '

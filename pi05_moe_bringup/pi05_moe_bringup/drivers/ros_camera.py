@@ -20,14 +20,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from pi05_moe_policy import qos
+from pi05_moe_bringup.drivers.camera_info import CameraInfoData, fill_camera_info, uncalibrated
+from pi05_moe_bringup.drivers.grabber import FrameGrabber, ReconnectConfig, Source
+from pi05_moe_bringup.drivers.l515_frames import L515Error
 from pi05_moe_policy.core.image_codec import numpy_to_image
+from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.main import run_node
-from pi05_moe_policy.ros_params import declare_config
-
-from .camera_info import CameraInfoData, fill_camera_info, uncalibrated
-from .grabber import FrameGrabber, ReconnectConfig, Source
-from .l515_frames import L515Error
+from pi05_moe_policy.nodes.ros_params import declare_config
 
 
 class ImagePublisher:

@@ -17,12 +17,12 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 
-from .camera_info import load_calibration
-from .config import ThermalCameraConfig
-from .ros_camera import CameraDriverNode, ImagePublisher, run
-from .thermal_decode import SENSORS, ThermalDecoder, ThermalFrame
-from .topics import THERMAL_COLOR, THERMAL_IMAGE, THERMAL_INFO
-from .uvc_capture import CaptureSpec, OpenCvSource
+from pi05_moe_bringup.drivers.camera_info import load_calibration
+from pi05_moe_bringup.drivers.config import ThermalCameraConfig
+from pi05_moe_bringup.drivers.ros_camera import CameraDriverNode, ImagePublisher, run
+from pi05_moe_bringup.drivers.thermal_decode import SENSORS, ThermalDecoder, ThermalFrame
+from pi05_moe_bringup.drivers.uvc_capture import CaptureSpec, OpenCvSource
+from pi05_moe_policy.topics import THERMAL_COLOR, THERMAL_IMAGE, THERMAL_INFO
 
 WARNING_PERIOD_S = 10.0  # radiometry warnings repeat at most this often
 

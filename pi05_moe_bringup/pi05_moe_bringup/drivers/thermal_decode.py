@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .thermal_colormap import auto_window, colorize
+from pi05_moe_bringup.drivers.thermal_colormap import auto_window, colorize
 
 CENTI_K_AT_0C = 27315  # 273.15 K in centi-Kelvin
 # sensor -> what its values mean (used in log lines, so that counts are never mistaken for K)

@@ -13,11 +13,11 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 
-from .camera_info import load_calibration
-from .config import UvcCameraConfig
-from .ros_camera import CameraDriverNode, ImagePublisher, run
-from .topics import WRIST_IMAGE, WRIST_INFO
-from .uvc_capture import CaptureSpec, OpenCvSource, bgr_to_rgb8
+from pi05_moe_bringup.drivers.camera_info import load_calibration
+from pi05_moe_bringup.drivers.config import UvcCameraConfig
+from pi05_moe_bringup.drivers.ros_camera import CameraDriverNode, ImagePublisher, run
+from pi05_moe_bringup.drivers.uvc_capture import CaptureSpec, OpenCvSource, bgr_to_rgb8
+from pi05_moe_policy.topics import WRIST_IMAGE, WRIST_INFO
 
 
 class UvcCameraNode(CameraDriverNode):

@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .grabber import SourceError
+from pi05_moe_bringup.drivers.grabber import SourceError
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ reads `MUJOCO_GL` only once, when it is imported. Without a working backend, phy
 
 import warnings
 
-from .backend import GLBackendError, ensure_gl_backend
+from pi05_moe_bringup.sim.backend import GLBackendError, ensure_gl_backend
 
 try:
     ensure_gl_backend()

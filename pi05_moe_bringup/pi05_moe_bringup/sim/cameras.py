@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from .backend import GLBackendError
+from pi05_moe_bringup.sim.backend import GLBackendError
 
 # Intel RealSense L515 depth range; readings outside it come back as 0 (no data), like the device.
 L515_DEPTH_MIN_M = 0.25

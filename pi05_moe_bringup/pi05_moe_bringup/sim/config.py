@@ -2,9 +2,8 @@
 
 from dataclasses import dataclass
 
+from pi05_moe_bringup.sim.tasks import LAYOUTS, TASKS
 from pi05_moe_policy.params import check, param
-
-from .tasks import LAYOUTS, TASKS
 
 
 @dataclass

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ik import IKConfig, PinchIK
-from .scene import Scene
+from pi05_moe_bringup.sim.ik import IKConfig, PinchIK
+from pi05_moe_bringup.sim.scene import Scene
 
 
 @dataclass(frozen=True)

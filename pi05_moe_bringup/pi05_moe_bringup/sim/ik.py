@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from .scene import Scene
+from pi05_moe_bringup.sim.scene import Scene
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from .cameras import CameraRig, Intrinsics
-from .config import SimConfig
-from .scene import ARM_JOINTS, FINGER_OPEN_M, GRIPPER_NAME, Scene
-from .tasks import Task, make_task
-from .thermal import ThermalConfig, thermal_image
+from pi05_moe_bringup.sim.cameras import CameraRig, Intrinsics
+from pi05_moe_bringup.sim.config import SimConfig
+from pi05_moe_bringup.sim.scene import ARM_JOINTS, FINGER_OPEN_M, GRIPPER_NAME, Scene
+from pi05_moe_bringup.sim.tasks import Task, make_task
+from pi05_moe_bringup.sim.thermal import ThermalConfig, thermal_image
 
 JOINT_NAMES = ARM_JOINTS + (GRIPPER_NAME,)
 CAMERAS = ('l515', 'wrist', 'thermal')

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .scene import CUBE_HALF_M, CUBES, TABLE_Z, Scene
+from pi05_moe_bringup.sim.scene import CUBE_HALF_M, CUBES, TABLE_Z, Scene
 
 RED = (0.80, 0.10, 0.10, 1.0)
 NOT_RED = ((0.10, 0.30, 0.80, 1.0), (0.15, 0.65, 0.20, 1.0), (0.85, 0.75, 0.15, 1.0))

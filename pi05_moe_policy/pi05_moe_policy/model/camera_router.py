@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from .config import ModelConfig
+from pi05_moe_policy.model.config import ModelConfig
 
 
 @dataclasses.dataclass

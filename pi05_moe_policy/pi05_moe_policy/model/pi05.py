@@ -23,12 +23,18 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from .camera_router import CameraMoE, RouterOutput
-from .config import ModelConfig
-from .focal_loss import focal_loss, labels_from_active
-from .gemma import GemmaStack, JointGemma, LayerKV, init_gemma_weights, rope_cos_sin
-from .time_embedding import sincos_time_embedding
-from .vision import VisionEncoder
+from pi05_moe_policy.model.camera_router import CameraMoE, RouterOutput
+from pi05_moe_policy.model.config import ModelConfig
+from pi05_moe_policy.model.focal_loss import focal_loss, labels_from_active
+from pi05_moe_policy.model.gemma import (
+    GemmaStack,
+    JointGemma,
+    LayerKV,
+    init_gemma_weights,
+    rope_cos_sin,
+)
+from pi05_moe_policy.model.time_embedding import sincos_time_embedding
+from pi05_moe_policy.model.vision import VisionEncoder
 
 
 def make_att_2d_masks(pad_masks: torch.Tensor, att_masks: torch.Tensor) -> torch.Tensor:

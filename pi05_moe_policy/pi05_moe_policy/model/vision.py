@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from pi05_moe_policy.model.config import ModelConfig
 
 
 class MultiModalProjector(nn.Module):

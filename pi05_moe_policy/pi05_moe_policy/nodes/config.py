@@ -1,8 +1,8 @@
 """The two nodes' configs: the core's configs plus topics and rates. Pure: no rclpy.
 
 Each node config *is* the config of the core pieces it drives (by inheritance), so one dataclass
-declares every ROS parameter (:func:`pi05_moe_policy.ros_params.declare_config`), a params YAML
-can be written from it (:func:`pi05_moe_policy.params.to_ros_yaml_dict`), and the core classes
+declares every ROS parameter (:func:`pi05_moe_policy.nodes.ros_params.declare_config`), a params
+YAML can be written from it (:func:`pi05_moe_policy.params.to_ros_yaml_dict`), and the core classes
 take it as their own config.
 """
 

@@ -19,15 +19,15 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from pi05_moe_msgs.msg import ActionChunk
-from pi05_moe_policy import qos
 from pi05_moe_policy.core.ensembler import TemporalEnsembler
 from pi05_moe_policy.core.joint_state import reorder_joints
 from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
 from pi05_moe_policy.core.safety import NO_REFERENCE, OK, SafetyFilter
+from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig
 from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.nodes.msg_convert import make_command, make_diagnostics, parse_action_chunk
-from pi05_moe_policy.ros_params import declare_config
+from pi05_moe_policy.nodes.ros_params import declare_config
 
 
 class ExecutorNode(Node):

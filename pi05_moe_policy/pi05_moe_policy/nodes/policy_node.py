@@ -20,7 +20,6 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
-from pi05_moe_policy import qos
 from pi05_moe_policy.core.image_codec import ImageCodecError
 from pi05_moe_policy.core.joint_state import reorder_joints, resolve_joint_names
 from pi05_moe_policy.core.observation import (
@@ -33,6 +32,7 @@ from pi05_moe_policy.core.observation import (
 from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
 from pi05_moe_policy.core.snapshot import Skip, SnapshotBuffer
 from pi05_moe_policy.core.stats import RateMeter, RunningStats
+from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.config import PolicyNodeConfig
 from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.nodes.msg_convert import (
@@ -41,7 +41,7 @@ from pi05_moe_policy.nodes.msg_convert import (
     make_routing,
     stamp_to_sec,
 )
-from pi05_moe_policy.ros_params import declare_config
+from pi05_moe_policy.nodes.ros_params import declare_config
 
 JOINTS = 'joint_states'  # the snapshot's stream name for the joint state
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model.config import ModelConfig
-from .image import rgb_to_tensor, thermal_to_tensor
-from .normalize import NormStats, discretize_state, pad_to
+from pi05_moe_policy.model.config import ModelConfig
+from pi05_moe_policy.transforms.image import rgb_to_tensor, thermal_to_tensor
+from pi05_moe_policy.transforms.normalize import NormStats, discretize_state, pad_to
 
 log = logging.getLogger(__name__)
 

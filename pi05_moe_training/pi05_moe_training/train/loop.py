@@ -2,7 +2,7 @@
 
     pi05-moe train --dataset data/sim --preset small --out checkpoints/sim_small
     pi05-moe train --dataset data/sim --out checkpoints/sim_small --resume
-    torchrun --nproc_per_node 4 -m pi05_moe_training.train --dataset ... --out ...
+    torchrun --nproc_per_node 4 -m pi05_moe_training.train.loop --dataset ... --out ...
     tensorboard --logdir checkpoints/sim_small/tb
 
 Loss: ``action_loss + w(step) * routing_loss``; w is 0 for --routing-warmup-steps, then ramps
@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpointing import (
+from pi05_moe_training.config_cli import add_config_arguments, config_from_args
+from pi05_moe_training.train.checkpointing import (
     latest_checkpoint,
     list_checkpoints,
     load_train_config,
@@ -45,8 +46,8 @@ from .checkpointing import (
     save_checkpoint,
     set_rng_state,
 )
-from .config_cli import add_config_arguments, config_from_args
-from .distributed import (
+from pi05_moe_training.train.config import TrainConfig
+from pi05_moe_training.train.distributed import (
     DistInfo,
     all_gather_objects,
     barrier,
@@ -54,10 +55,9 @@ from .distributed import (
     parameter_hash,
     shutdown_distributed,
 )
-from .schedules import get_lr, routing_loss_weight
-from .torch_dataset import ResumableSampler, TrainDataset, make_loader
-from .train_config import TrainConfig
-from .train_logging import MetricWindow, TrainLogger, metric_keys, step_metrics
+from pi05_moe_training.train.logger import MetricWindow, TrainLogger, metric_keys, step_metrics
+from pi05_moe_training.train.schedules import get_lr, routing_loss_weight
+from pi05_moe_training.train.torch_dataset import ResumableSampler, TrainDataset, make_loader
 
 log = logging.getLogger('pi05_moe.train')
 
@@ -251,8 +251,8 @@ def _save(out: Path, step: int, policy: Any, cfg: TrainConfig, optimizer: torch.
 
 
 def cli() -> int:
-    """``python -m pi05_moe_training.train`` (what torchrun runs)."""
-    parser = argparse.ArgumentParser(prog='pi05_moe_training.train', description=__doc__,
+    """``python -m pi05_moe_training.train.loop`` (what torchrun runs)."""
+    parser = argparse.ArgumentParser(prog='pi05_moe_training.train.loop', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return main(parser.parse_args())

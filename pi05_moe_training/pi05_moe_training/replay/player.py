@@ -49,7 +49,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pi05_moe_training.replay_schedule import CLOCK_TOPIC, Event, ReplayConfig, schedule
+from pi05_moe_training.replay.schedule import CLOCK_TOPIC, Event, ReplayConfig, schedule
 
 # Message types offered with the SENSOR profile when the bag recorded no QoS.
 SENSOR_TYPES = frozenset({
@@ -116,8 +116,7 @@ def qos_for(topic: str, msgtype: str, offered: list) -> object:
     """
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    from pi05_moe_policy import qos
-
+    from pi05_moe_policy.nodes import qos
     if topic == PROMPT_TOPIC:
         base = qos.PROMPT
     elif msgtype in SENSOR_TYPES:
@@ -204,7 +203,7 @@ class BagSource:
 def open_bag(path: Path, stack: ExitStack) -> BagSource:
     """Open ``path`` with the shared :class:`BagReader`; when it refuses an MCAP bag (cut short,
     never closed), fall back to reading what is left of the MCAP data directly."""
-    from pi05_moe_training.bag_reader import BagError, BagReader
+    from pi05_moe_training.bags.reader import BagError, BagReader
 
     try:
         reader = stack.enter_context(BagReader(path))
@@ -216,7 +215,7 @@ def open_bag(path: Path, stack: ExitStack) -> BagSource:
 
 
 def _salvage(path: Path, error: Exception) -> BagSource:
-    from pi05_moe_training.mcap_salvage import SalvagedMcap, SalvageError
+    from pi05_moe_training.bags.mcap_salvage import SalvagedMcap, SalvageError
 
     try:
         salvaged = SalvagedMcap(path)
@@ -249,8 +248,7 @@ class Player:
     def __init__(self, node, plans: list[TopicPlan], cfg: ReplayConfig):
         from rosgraph_msgs.msg import Clock
 
-        from pi05_moe_policy import qos
-
+        from pi05_moe_policy.nodes import qos
         self._node = node
         self._clock_msg = Clock()
         self._clock_pub = (node.create_publisher(Clock, CLOCK_TOPIC, qos.CLOCK)

@@ -28,11 +28,10 @@ import numpy as np
 
 from pi05_moe_policy.core.image_codec import numpy_to_image
 from pi05_moe_policy.params import check, param
-
-from .bag_writer import BagSummary, make_qos
-from .episode_meta import EpisodeMeta
-from .recording import EpisodeRecorder
-from .typestore import make_typestore
+from pi05_moe_training.bags.episode_meta import EpisodeMeta
+from pi05_moe_training.bags.typestore import make_typestore
+from pi05_moe_training.bags.writer import BagSummary, make_qos
+from pi05_moe_training.record.recording import EpisodeRecorder
 
 COMMANDS_TOPIC = '/arm_controller/commands'
 PROMPT_TOPIC = '/pi05_moe/prompt'
@@ -100,12 +99,12 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
     """
     from tqdm import tqdm
 
-    from pi05_moe_bringup.drivers import topics
     from pi05_moe_bringup.sim.config import SimConfig
     from pi05_moe_bringup.sim.expert import ScriptedExpert
     from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
     from pi05_moe_bringup.sim.schedule import RateSchedule
     from pi05_moe_bringup.sim.tasks import make_task
+    from pi05_moe_policy import topics
 
     cfg = cfg or SimDemoConfig()
     sim_config = sim_config or SimConfig()  # every episode resets to its own task and seed

@@ -33,7 +33,7 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
-from .episode_meta import METADATA_MSGTYPE, METADATA_TOPIC, EpisodeMeta
+from pi05_moe_training.bags.episode_meta import METADATA_MSGTYPE, METADATA_TOPIC, EpisodeMeta
 
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 # metadata.yaml version 8 (custom_data, type hashes, offered QoS as a YAML string) is read by

@@ -47,10 +47,9 @@ from typing import Any
 import numpy as np
 
 from pi05_moe_policy.params import check, param
-
-from . import dataset_layout as layout
-from .config_cli import add_config_arguments, config_from_args
-from .eval_metrics import (
+from pi05_moe_training.config_cli import add_config_arguments, config_from_args
+from pi05_moe_training.dataset import layout
+from pi05_moe_training.evaluate.metrics import (
     DEFINITIONS,
     EvalRecord,
     action_error_metrics,
@@ -110,17 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------- inputs
 def resolve_checkpoint(path: str) -> Path:
     """A Policy.load directory, or a training output whose ``latest`` checkpoint is used."""
-    from .checkpointing import latest_checkpoint
+    from pi05_moe_training.train.checkpointing import resolve_run_checkpoint
 
-    d = Path(path)
-    if (d / 'config.json').is_file():
-        return d
-    if d.is_dir():
-        latest = latest_checkpoint(d)
-        if latest is not None:
-            return latest
-    raise EvalError(f'--checkpoint {path!r}: not a checkpoint directory (no config.json) nor a '
-                    'training output with checkpoints')
+    try:
+        return resolve_run_checkpoint(path)
+    except ValueError as exc:
+        raise EvalError(str(exc)) from None
 
 
 def check_device(device: str) -> None:
@@ -142,9 +136,9 @@ def is_dataset(path: Path) -> bool:
 
 def convert_bags(inputs: list[str], cfg: EvalConfig, fps: float, workdir: Path) -> Path:
     """Convert the bags among ``inputs`` with the converter, at ``fps``; returns the dataset."""
-    from .bag_reader import find_bags
-    from .convert import config_from_args as convert_config
-    from .convert import convert
+    from pi05_moe_training.bags.reader import find_bags
+    from pi05_moe_training.dataset.convert import config_from_args as convert_config
+    from pi05_moe_training.dataset.convert import convert
 
     try:
         bags = find_bags(inputs)
@@ -171,7 +165,7 @@ def convert_bags(inputs: list[str], cfg: EvalConfig, fps: float, workdir: Path) 
 def load_frames(root: Path, policy: Any) -> Any:
     """The dataset's frames with the policy's horizon and cameras, after checking that the
     dataset fits the policy (state/action sizes, control rate)."""
-    from .torch_dataset import TrainDataset
+    from pi05_moe_training.train.torch_dataset import TrainDataset
 
     data = TrainDataset(root)
     data.bind(policy)
@@ -273,9 +267,8 @@ def evaluate(inputs: list[str], cfg: EvalConfig) -> dict[str, Any]:
     import torch
 
     from pi05_moe_policy import Policy
-
-    from .eval_plots import plot_all
-    from .eval_report import write_report
+    from pi05_moe_training.evaluate.plots import plot_all
+    from pi05_moe_training.evaluate.report import write_report
 
     check_device(cfg.device)
     if cfg.num_threads:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .eval_metrics import MULTI_LABEL, PERCENTILES, EvalRecord, single_labels
+from pi05_moe_training.evaluate.metrics import MULTI_LABEL, PERCENTILES, EvalRecord, single_labels
 
 DPI = 100
 COLOURS = ('tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple', 'tab:brown',

@@ -3,7 +3,7 @@
 Runs the simulated robot and the policy in this process (no ROS, no DDS): for each task (prompt
 family) N episodes, each randomised by its own seed, with the policy's chunks executed through
 the executor's ensembler and safety filter, configured like ``executor_node`` in the bringup
-config (default: sim.yaml). See ``pi05_moe_training.closed_loop`` for the timing model: by
+config (default: sim.yaml). See ``pi05_moe_bringup.sim_tools.closed_loop`` for the timing model: by
 default inference takes no simulated time (``--latency-s`` / ``--measure-latency`` change that).
 
 Reports per episode success, steps and mean routing weights; per family the success rate, the
@@ -37,11 +37,16 @@ from pi05_moe_bringup.description import load_graph, share_config
 from pi05_moe_bringup.sim.config import SimConfig
 from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
 from pi05_moe_bringup.sim.tasks import TASKS
+from pi05_moe_bringup.sim_tools.closed_loop import (
+    ClosedLoop,
+    EpisodeResult,
+    LoopConfig,
+    ScriptedPolicy,
+)
 from pi05_moe_policy import checkpoints
 from pi05_moe_policy.checkpoints import shipped_checkpoint
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig
 from pi05_moe_policy.params import from_flat
-from pi05_moe_training.closed_loop import ClosedLoop, EpisodeResult, LoopConfig, ScriptedPolicy
 
 EXPERT = 'expert'
 GOALS = {'success_rate': 0.80, 'routing_accuracy': 0.95}  # issue 7's targets

@@ -19,9 +19,9 @@ from typing import Any
 
 from rosbags.rosbag2 import Reader
 
-from . import episode_meta
-from .episode_meta import METADATA_TOPIC, EpisodeMeta
-from .typestore import make_typestore, register_bag_types
+from pi05_moe_training.bags import episode_meta
+from pi05_moe_training.bags.episode_meta import METADATA_TOPIC, EpisodeMeta
+from pi05_moe_training.bags.typestore import make_typestore, register_bag_types
 
 STORAGE_SUFFIXES = ('.mcap', '.db3')
 

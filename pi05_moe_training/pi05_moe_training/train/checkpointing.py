@@ -124,3 +124,19 @@ def load_train_state(ckpt: str | Path) -> dict[str, Any]:
 
 def load_train_config(ckpt: str | Path) -> dict[str, Any]:
     return json.loads((Path(ckpt) / TRAIN_CONFIG).read_text())
+
+
+def resolve_run_checkpoint(path: str) -> Path:
+    """A Policy.load directory, or a training output whose ``latest`` checkpoint is used.
+
+    Raises ValueError (one line, naming the path) when it is neither.
+    """
+    d = Path(path)
+    if (d / 'config.json').is_file():
+        return d
+    if d.is_dir():
+        latest = latest_checkpoint(d)
+        if latest is not None:
+            return latest
+    raise ValueError(f'--checkpoint {path!r}: not a checkpoint directory (no config.json) nor a '
+                     'training output with checkpoints')

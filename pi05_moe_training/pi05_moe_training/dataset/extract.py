@@ -33,15 +33,14 @@ import numpy as np
 
 from pi05_moe_policy.core.image_codec import ImageCodecError, image_to_numpy
 from pi05_moe_policy.params import check, param
-
-from .align import align_asof, clock_offset, control_grid, sort_stream
-from .bag_reader import BagReader
-from .episode_meta import (
+from pi05_moe_training.bags.episode_meta import (
     DEFAULT_BASE_CAMERA,
     DEFAULT_CAMERAS,
     DEFAULT_EXPERT_CAMERAS,
     EpisodeMeta,
 )
+from pi05_moe_training.bags.reader import BagReader
+from pi05_moe_training.dataset.align import align_asof, clock_offset, control_grid, sort_stream
 
 STATE_TYPE = 'sensor_msgs/msg/JointState'
 STAMP_TOLERANCE_S = 1e-4

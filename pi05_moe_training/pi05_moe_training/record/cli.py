@@ -142,7 +142,7 @@ def main(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException
     from rclpy.parameter import Parameter
 
-    from .recorder_node import RecorderNode
+    from pi05_moe_training.record.recorder_node import RecorderNode
 
     overrides = [Parameter(k, value=v) for k, v in parameter_overrides(args).items()]
     ros_args = ['--ros-args', '--params-file', args.params_file] if args.params_file else None

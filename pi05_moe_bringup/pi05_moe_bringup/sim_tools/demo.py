@@ -45,10 +45,10 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
+from pi05_moe_bringup.sim_tools.evaluate import mean_weights
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
-from pi05_moe_policy import qos
 from pi05_moe_policy.checkpoints import shipped_checkpoint
-from pi05_moe_training.sim_eval import mean_weights
+from pi05_moe_policy.nodes import qos
 
 RECORD_TOPICS = ['/pi05_moe/routing', '/pi05_moe/action_chunk', '/pi05_moe/prompt',
                  '/joint_states', '/arm_controller/commands', '/sim/success']
@@ -268,8 +268,7 @@ def resolve_checkpoint(given: str | None) -> str:
 
 def plot(bag: Path, png: Path) -> int:
     """`pi05-moe plot-routing <bag> -o <png>`, in this process."""
-    from pi05_moe_training import plot_routing
-
+    from pi05_moe_training.evaluate import plot_routing
     parser = argparse.ArgumentParser()
     plot_routing.add_arguments(parser)
     return plot_routing.main(parser.parse_args([str(bag), '-o', str(png)]))

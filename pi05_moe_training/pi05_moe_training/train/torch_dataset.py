@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from . import dataset_layout as layout
-from .dataset import EpisodeDataset, load_stats
-from .stats import chunk_action_values, compute_stats
+from pi05_moe_training.dataset import layout
+from pi05_moe_training.dataset.episodes import EpisodeDataset, load_stats
+from pi05_moe_training.dataset.stats import chunk_action_values, compute_stats
 
 THERMAL_ENCODING = 'mono16'  # centi-Kelvin (dataset_layout / convert)
 

@@ -31,15 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from pi05_moe_policy import Policy
-
-    from .evaluate import EvalError, resolve_checkpoint
+    from pi05_moe_training.train.checkpointing import resolve_run_checkpoint
 
     try:
-        source = resolve_checkpoint(args.checkpoint)
+        source = resolve_run_checkpoint(args.checkpoint)
         policy = Policy.load(source)
         if args.noise_scale is not None:
             policy.set_noise_scale(args.noise_scale)
-    except (EvalError, ValueError) as exc:
+    except ValueError as exc:
         print(f'pi05-moe export: error: {exc}', file=sys.stderr)
         return 2
     out = policy.save(args.out, weights_dtype=args.weights_dtype)

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from . import dataset_layout as layout
-from .labels import label_column
-from .stats import load_stats
+from pi05_moe_training.dataset import layout
+from pi05_moe_training.dataset.labels import label_column
+from pi05_moe_training.dataset.stats import load_stats
 
 __all__ = ['EpisodeDataset', 'load_image', 'load_stats']
 

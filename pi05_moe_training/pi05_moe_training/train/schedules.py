@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 
 from pi05_moe_policy.model.config import warmup_ramp
-
-from .train_config import TrainConfig
+from pi05_moe_training.train.config import TrainConfig
 
 
 def get_lr(step: int, cfg: TrainConfig) -> float:

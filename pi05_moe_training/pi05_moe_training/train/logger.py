@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .distributed import DistInfo, all_reduce_mean
+from pi05_moe_training.train.distributed import DistInfo, all_reduce_mean
 
 LOSS_KEYS = ('loss', 'action_loss', 'routing_loss', 'routing_loss_weight', 'routing_accuracy')
 

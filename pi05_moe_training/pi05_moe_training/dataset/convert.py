@@ -32,12 +32,22 @@ import numpy as np
 
 from pi05_moe_policy.core.image_codec import to_rgb8
 from pi05_moe_policy.params import check, from_flat, param
-
-from . import dataset_layout as layout
-from .bag_reader import BagError, find_bags
-from .extract import Episode, EpisodeError, ExtractConfig, iter_images, read_episode
-from .labels import EpisodeLabels, LabelConfig, episode_labels, label_column
-from .stats import compute_stats, write_stats
+from pi05_moe_training.bags.reader import BagError, find_bags
+from pi05_moe_training.dataset import layout
+from pi05_moe_training.dataset.extract import (
+    Episode,
+    EpisodeError,
+    ExtractConfig,
+    iter_images,
+    read_episode,
+)
+from pi05_moe_training.dataset.labels import (
+    EpisodeLabels,
+    LabelConfig,
+    episode_labels,
+    label_column,
+)
+from pi05_moe_training.dataset.stats import compute_stats, write_stats
 
 COLOUR = ('rgb8', 'bgr8', 'rgba8', 'bgra8', '8UC3')
 SIXTEEN_BIT_UNITS = {'mono16': 'centi-Kelvin (deg C = (v - 27315) / 100)', '16UC1': 'mm'}

@@ -20,14 +20,13 @@ from rosbags.interfaces import Qos
 from rosbags.typesys.store import Typestore
 
 from pi05_moe_policy.params import check, param
-
-from .bag_writer import STORAGES, BagSummary, BagWriter, BagWriterError, make_qos
-from .episode_meta import (
+from pi05_moe_training.bags.episode_meta import (
     DEFAULT_BASE_CAMERA,
     DEFAULT_CAMERAS,
     DEFAULT_EXPERT_CAMERAS,
     EpisodeMeta,
 )
+from pi05_moe_training.bags.writer import STORAGES, BagSummary, BagWriter, BagWriterError, make_qos
 
 # What an episode bag holds by default (the same list as config/record_topics.txt, which
 # `ros2 bag record` uses on a robot; a test keeps the two equal).

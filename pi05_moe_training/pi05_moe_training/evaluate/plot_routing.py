@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pi05_moe_training.routing_series import (
+from pi05_moe_training.evaluate.routing_series import (
     MSGTYPE,
     TOPIC,
     RoutingSeries,
@@ -72,7 +72,7 @@ def draw(series: RoutingSeries, title: str):
 
 
 def main(args: argparse.Namespace) -> int:
-    from pi05_moe_training.bag_reader import BagError, BagReader
+    from pi05_moe_training.bags.reader import BagError, BagReader
 
     output = args.output or args.bag.parent / f'{args.bag.name}_routing.png'
     samples, problem = [], None

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dataset_layout as layout
+from pi05_moe_training.dataset import layout
 
 RULE = '=' * 80
 LABEL_RE = re.compile(r'^annotation\.(?:human\.)?camera\.(?P<cam>.+?)_activ(?:e|ate)$')

@@ -1,6 +1,6 @@
 """``recorder_node``: records the configured topics into one rosbag2 MCAP bag per episode.
 
-Thin ROS wrapper around :class:`~pi05_moe_training.recording.EpisodeRecorder`:
+Thin ROS wrapper around :class:`~pi05_moe_training.record.recording.EpisodeRecorder`:
 
 - Topics are found on the graph (every ``discovery_period_s``) and subscribed *raw* (serialised
   CDR, nothing deserialised in Python) with the QoS that matches their publishers, as
@@ -30,13 +30,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from pi05_moe_policy import qos
+from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.main import run_node
-from pi05_moe_policy.ros_params import declare_config
-
-from .bag_writer import BagWriterError, make_qos
-from .recording import EpisodeRecorder, RecorderConfig, subscription_qos
-from .typestore import make_typestore
+from pi05_moe_policy.nodes.ros_params import declare_config
+from pi05_moe_training.bags.typestore import make_typestore
+from pi05_moe_training.bags.writer import BagWriterError, make_qos
+from pi05_moe_training.record.recording import EpisodeRecorder, RecorderConfig, subscription_qos
 
 STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                         reliability=ReliabilityPolicy.RELIABLE,
