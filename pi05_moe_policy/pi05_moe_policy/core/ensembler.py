@@ -72,11 +72,6 @@ class TemporalEnsembler:
     def num_chunks(self) -> int:
         return len(self._chunks)
 
-    @property
-    def newest_stamp(self) -> float | None:
-        """Observation time of the newest chunk held (s), or None."""
-        return self._chunks[-1].stamp if self._chunks else None
-
     def add(self, stamp: float, period: float, actions: np.ndarray, now: float) -> int:
         """Place a chunk (H, A) received at ``now``; return how many of its rows had passed.
 

@@ -99,13 +99,6 @@ class SnapshotBuffer:
         with self._lock:
             self._latest[stream] = (float(stamp), value)
 
-    def clear(self) -> None:
-        """Forget every stored message (after a reset or a clock jump)."""
-        with self._lock:
-            self._latest.clear()
-            self._last_stamp = None
-            self._last_now = None
-
     def build(self, now: float) -> Snapshot | Skip | None:
         """The observation at time ``now``, a :class:`Skip`, or None when nothing is new."""
         with self._lock:

@@ -160,7 +160,7 @@ class ModelConfig:
         for name in ('camera_routing_loss_warmup_steps', 'camera_routing_loss_ramp_steps'):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 self._fail(name, 'expected an int >= 0')
-        # Joint attention concatenates Q/K/V of both streams: heads must line up.
+        # The shared attention concatenates Q/K/V of both streams: heads must line up.
         for what in ('depth', 'num_heads', 'num_kv_heads', 'head_dim'):
             if getattr(self, f'expert_{what}') != getattr(self, f'vlm_{what}'):
                 self._fail(f'expert_{what}',

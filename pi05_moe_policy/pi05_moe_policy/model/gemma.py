@@ -1,4 +1,4 @@
-"""Gemma blocks and the joint VLM + action-expert transformer.
+"""Gemma blocks and the VLM + action-expert transformer with shared attention.
 
 Module and weight names follow HF Gemma (``self_attn.q_proj``, ``mlp.gate_proj``,
 ``input_layernorm``, ...), so public PaliGemma / PI0.5 weights can be mapped onto them.
@@ -63,7 +63,7 @@ def gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor | None) 
 
 
 class GemmaAttention(nn.Module):
-    """Q/K/V/O projections of one stream (the attention itself is shared, see JointGemma)."""
+    """Q/K/V/O projections of one stream (the attention is shared: SharedAttentionGemma)."""
 
     def __init__(self, width: int, num_heads: int, num_kv_heads: int, head_dim: int):
         super().__init__()
@@ -143,8 +143,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (xf * cos + rotated * sin).to(x.dtype)
 
 
-class JointGemma(nn.Module):
-    """The VLM (prefix stream) and the action expert (suffix stream), run jointly per layer."""
+class SharedAttentionGemma(nn.Module):
+    """The VLM (prefix stream) and the action expert (suffix stream), sharing attention."""
 
     def __init__(self, vlm: GemmaStack, expert: GemmaStack, head_dim: int, rope_theta: float):
         super().__init__()
@@ -201,17 +201,13 @@ class JointGemma(nn.Module):
                 cache.append(kv)
         if build_cache:
             return None, cache
-        if suffix is None:
-            # Prefix-only forward without cache (not used by PI0.5, kept for completeness).
-            out, _ = self.language_model.norm(prefix)
-            return out, None
         out, _ = self.action_expert.norm(suffix, adarms_cond)
         return out, None
 
     def _layer(self, i: int, prefix: torch.Tensor | None, suffix: torch.Tensor | None,
                cond: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor,
                mask: torch.Tensor, past: LayerKV | None, build_cache: bool):
-        """One joint layer -> (prefix, suffix, this layer's prefix (K, V) when caching)."""
+        """One layer -> (prefix, suffix, this layer's prefix (K, V) when caching)."""
         last = i == len(self.language_model.layers) - 1
         p_len = prefix.shape[1] if prefix is not None else 0
         streams = []  # (layer, hidden, cond, need_q)

@@ -1,4 +1,4 @@
-"""PI0.5 (and PI0) with router-gated camera fusion: the joint model.
+"""PI0.5 (and PI0) with router-gated camera fusion: the whole model.
 
 Batch (all tensors, built by ``pi05_moe_policy.transforms``):
     images        float (B, C, 3, S, S) in [-1, 1], cameras in ``config.camera_names`` order
@@ -28,8 +28,8 @@ from pi05_moe_policy.model.config import ModelConfig
 from pi05_moe_policy.model.focal_loss import focal_loss, labels_from_active
 from pi05_moe_policy.model.gemma import (
     GemmaStack,
-    JointGemma,
     LayerKV,
+    SharedAttentionGemma,
     init_gemma_weights,
     rope_cos_sin,
 )
@@ -94,7 +94,7 @@ class Pi05Model(nn.Module):
                             cfg.expert_num_heads, cfg.expert_num_kv_heads, cfg.expert_head_dim,
                             cfg.rms_norm_eps, vocab_size=None,
                             cond_dim=cfg.expert_width if cfg.pi05 else None)
-        self.gemma = JointGemma(vlm, expert, cfg.vlm_head_dim, cfg.rope_theta)
+        self.gemma = SharedAttentionGemma(vlm, expert, cfg.vlm_head_dim, cfg.rope_theta)
         self.camera_moe = CameraMoE(cfg) if cfg.use_camera_moe else None
         w = cfg.expert_width
         self.action_in_proj = nn.Linear(cfg.action_dim, w)
@@ -120,7 +120,7 @@ class Pi05Model(nn.Module):
             self.camera_moe.reset_fusion()
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute the joint layers and the SigLIP layers in backward (less memory)."""
+        """Recompute the Gemma layers and the SigLIP layers in backward (less memory)."""
         self.gemma.gradient_checkpointing = bool(enabled)
         tower = self.vision.vision_tower
         # transformers 5 renamed gradient_checkpointing_* to activation_checkpointing_*.
@@ -232,7 +232,7 @@ class Pi05Model(nn.Module):
         return embs, pad, att_t, cond
 
     # ------------------------------------------------------------------ velocity
-    def _velocity_joint(self, prefix: Prefix, state: torch.Tensor, x_t: torch.Tensor,
+    def _velocity_shared_attention(self, prefix: Prefix, state: torch.Tensor, x_t: torch.Tensor,
                         t: torch.Tensor) -> torch.Tensor:
         """Full prefix + suffix pass (training; the no-cache reference). -> v_t (B, H, A)."""
         s_embs, s_pad, s_att, cond = self.embed_suffix(state, x_t, t)
@@ -305,7 +305,7 @@ class Pi05Model(nn.Module):
         u_t = noise - actions
         cam = self.encode_images(batch['images'], batch['image_masks'].bool())
         prefix = self.embed_prefix(batch, cam)
-        v_t = self._velocity_joint(prefix, batch['state'], x_t, time)
+        v_t = self._velocity_shared_attention(prefix, batch['state'], x_t, time)
         se = (v_t - u_t).pow(2)  # (B, H, A)
         dim_mask = batch.get('action_dim_mask')
         if dim_mask is None:
@@ -382,7 +382,7 @@ class Pi05Model(nn.Module):
                 v_t = self._velocity_cached(prefix, cache, rows, state, x_t, t,
                                             feats[k:k + 1].expand(b, -1))
             else:
-                v_t = self._velocity_joint(prefix, state, x_t, t)
+                v_t = self._velocity_shared_attention(prefix, state, x_t, t)
             x_t = x_t + dt * v_t
         timer.lap('denoise')
         timing = dict(timer.ms)

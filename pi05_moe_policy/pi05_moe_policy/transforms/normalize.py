@@ -32,13 +32,6 @@ class Stats:
         return cls(q01=-one, q99=one.copy(), mean=np.zeros(dim, np.float32), std=one.copy(),
                    min=-one.copy(), max=one.copy())
 
-    @classmethod
-    def from_data(cls, x: np.ndarray) -> Stats:
-        """x: (N, D) samples -> stats (a convenience for tests and small datasets)."""
-        x = np.asarray(x, np.float64)
-        return cls(q01=np.quantile(x, 0.01, axis=0), q99=np.quantile(x, 0.99, axis=0),
-                   mean=x.mean(0), std=x.std(0), min=x.min(0), max=x.max(0))
-
     def __post_init__(self) -> None:
         for f in STAT_FIELDS:
             setattr(self, f, np.asarray(getattr(self, f), dtype=np.float32).reshape(-1))
