@@ -35,14 +35,14 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 
 from pi05_moe_msgs.msg import ActionChunk
+from pi05_moe_policy import topics
 from pi05_moe_policy.core.image_codec import numpy_to_image
 from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig, PolicyNodeConfig
 from pi05_moe_policy.nodes.msg_convert import make_action_chunk, stamp_to_sec
 
 JOINTS = [f'joint_{i}' for i in range(7)]
-CAMERAS = {'wrist': '/wrist/image_raw', 'l515': '/l515/color/image_raw',
-           'thermal': '/thermal/image_raw'}
+CAMERAS = dict(topics.CAMERAS)
 HZ = 50.0
 
 
@@ -72,14 +72,14 @@ class Probe(Node):
         self.commands: list[tuple[float, np.ndarray]] = []  # (arrival s, (D,))
         self.publish_inputs = False
         self.images = {n: self.create_publisher(Image, t, qos.SENSOR) for n, t in CAMERAS.items()}
-        self.joints = self.create_publisher(JointState, '/joint_states', qos.SENSOR)
-        self.chunk_pub = self.create_publisher(ActionChunk, '/pi05_moe/action_chunk',
+        self.joints = self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR)
+        self.chunk_pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK,
                                                qos.COMMAND)
-        self.create_publisher(String, '/pi05_moe/prompt', qos.PROMPT).publish(
+        self.create_publisher(String, topics.PROMPT, qos.PROMPT).publish(
             String(data='lift the red cube'))
-        self.create_subscription(ActionChunk, '/pi05_moe/action_chunk', self._on_chunk,
+        self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk,
                                  qos.COMMAND)
-        self.create_subscription(Float64MultiArray, '/arm_controller/commands',
+        self.create_subscription(Float64MultiArray, topics.COMMANDS,
                                  self._on_command, qos.COMMAND)
         rgb = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
         self.frames = {'wrist': numpy_to_image(rgb, 'rgb8', Image()),

@@ -23,10 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test' / 'ros'))
 
 from recorder_harness import record  # noqa: E402
 
+from pi05_moe_policy import topics  # noqa: E402
+from pi05_moe_policy.core.stamps import stamp_to_ns  # noqa: E402
 from pi05_moe_training.bags.reader import BagReader  # noqa: E402
 
-CAMERAS = ['/l515/color/image_raw', '/wrist/image_raw', '/thermal/image_raw']
-JOINTS = '/joint_states'
+CAMERAS = [topics.L515_COLOR, topics.WRIST_IMAGE, topics.THERMAL_IMAGE]
+JOINTS = topics.JOINT_STATES
 MAX_DRAIN_S = 1.0  # "sustained": the recorder is at most this far behind when publishing ends
 
 
@@ -37,7 +39,7 @@ def measure(rate: float, seconds: float, size: int) -> dict:
         with BagReader(run.bag) as bag:
             got = {t: set() for t in run.published}
             for topic, _, msg in bag.messages(list(run.published)):
-                got[topic].add(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+                got[topic].add(stamp_to_ns(msg.header.stamp))
             bag_mb = sum(f.stat().st_size for f in run.bag.iterdir()) / 2**20
     sent = sum(len(v) for v in run.published.values())
     lost_by_topic = {t: len(set(v) - got[t]) for t, v in run.published.items()}

@@ -36,6 +36,7 @@ from pi05_moe_bringup.sim.schedule import RateSchedule
 from pi05_moe_policy import topics
 from pi05_moe_policy.core.image_codec import numpy_to_image
 from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
+from pi05_moe_policy.core.stamps import sec_nanosec
 from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.nodes.ros_params import declare_config
@@ -53,14 +54,14 @@ STREAMS = {
                 'thermal_optical_frame'),
 }
 THERMAL_PREVIEW_CK = (28815.0, 31815.0)  # 15..45 degC, the thermal driver's default window
-COMMANDS_TOPIC = '/arm_controller/commands'
-TRAJECTORY_TOPIC = '/arm_controller/joint_trajectory'
+COMMANDS_TOPIC = topics.COMMANDS
+TRAJECTORY_TOPIC = topics.JOINT_TRAJECTORY
 
 
 def stamp(seconds: float) -> Time:
     """builtin_interfaces/Time from seconds (of sim time)."""
-    nanoseconds = int(round(seconds * 1e9))
-    return Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
+    sec, nanosec = sec_nanosec(seconds)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 class SimNode(Node):
@@ -87,11 +88,11 @@ class SimNode(Node):
         self._infos = {camera: from_intrinsics(**dataclasses.asdict(self.robot.intrinsics(camera)),
                                                camera_name=camera)
                        for camera in CAMERAS}
-        self._joint_pub = self.create_publisher(JointState, '/joint_states', qos.SENSOR)
-        self._clock_pub = self.create_publisher(ClockMsg, '/clock', qos.CLOCK)
-        self._prompt_pub = self.create_publisher(String, '/pi05_moe/prompt', qos.PROMPT)
+        self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR)
+        self._clock_pub = self.create_publisher(ClockMsg, topics.CLOCK, qos.CLOCK)
+        self._prompt_pub = self.create_publisher(String, topics.PROMPT, qos.PROMPT)
         # Latched like the prompt: a late subscriber still learns the current outcome.
-        self._success_pub = self.create_publisher(Bool, '/sim/success', qos.PROMPT)
+        self._success_pub = self.create_publisher(Bool, topics.SIM_SUCCESS, qos.PROMPT)
         self.create_subscription(Float64MultiArray, COMMANDS_TOPIC, self._on_commands,
                                  qos.COMMAND)
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory,

@@ -47,12 +47,14 @@ from std_srvs.srv import SetBool, Trigger
 
 from pi05_moe_bringup.sim_tools.evaluate import mean_weights
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
+from pi05_moe_policy import topics
 from pi05_moe_policy.checkpoints import shipped_checkpoint
+from pi05_moe_policy.core.stamps import stamp_to_sec
 from pi05_moe_policy.nodes import qos
 
-RECORD_TOPICS = ['/pi05_moe/routing', '/pi05_moe/action_chunk', '/pi05_moe/prompt',
-                 '/joint_states', '/arm_controller/commands', '/sim/success']
-IMAGE_TOPICS = ['/wrist/image_raw', '/l515/color/image_raw', '/thermal/image_raw']
+RECORD_TOPICS = [topics.ROUTING, topics.ACTION_CHUNK, topics.PROMPT, topics.JOINT_STATES,
+                 topics.COMMANDS, topics.SIM_SUCCESS]
+IMAGE_TOPICS = [topics.WRIST_IMAGE, topics.L515_COLOR, topics.THERMAL_IMAGE]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,11 +144,11 @@ class DemoClient(Node):
         self.executor_enable = self.create_client(SetBool, '/executor_node/enable')
         self.record_start = self.create_client(Trigger, '/recorder/start')
         self.record_stop = self.create_client(Trigger, '/recorder/stop')
-        self.create_subscription(String, '/pi05_moe/prompt', self._on_prompt, qos.PROMPT)
-        self.create_subscription(Bool, '/sim/success', self._on_success, qos.PROMPT)
-        self.create_subscription(ActionChunk, '/pi05_moe/action_chunk', self._on_chunk,
+        self.create_subscription(String, topics.PROMPT, self._on_prompt, qos.PROMPT)
+        self.create_subscription(Bool, topics.SIM_SUCCESS, self._on_success, qos.PROMPT)
+        self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk,
                                  qos.COMMAND)
-        self.create_subscription(RoutingWeights, '/pi05_moe/routing', self._on_routing,
+        self.create_subscription(RoutingWeights, topics.ROUTING, self._on_routing,
                                  qos.STATUS)
         self.create_subscription(String, '/recorder/status', self._on_recorder, qos.PROMPT)
 
@@ -170,11 +172,11 @@ class DemoClient(Node):
                 self.success_at = self.now()
 
     def _on_chunk(self, msg: ActionChunk) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = stamp_to_sec(msg.header.stamp)
         self.newest_chunk = stamp if self.newest_chunk is None else max(stamp, self.newest_chunk)
 
     def _on_routing(self, msg: RoutingWeights) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = stamp_to_sec(msg.header.stamp)
         with self._lock:
             self.routing.append((stamp, dict(zip(msg.expert_names, map(float, msg.weights)))))
 

@@ -26,16 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from pi05_moe_policy import topics
 from pi05_moe_policy.core.image_codec import numpy_to_image
+from pi05_moe_policy.core.stamps import sec_nanosec, sec_to_ns
 from pi05_moe_policy.params import check, param
 from pi05_moe_training.bags.episode_meta import EpisodeMeta
 from pi05_moe_training.bags.typestore import make_typestore
 from pi05_moe_training.bags.writer import BagSummary, make_qos
 from pi05_moe_training.record.recording import EpisodeRecorder
 
-COMMANDS_TOPIC = '/arm_controller/commands'
-PROMPT_TOPIC = '/pi05_moe/prompt'
-STATE_TOPIC = '/joint_states'
+COMMANDS_TOPIC = topics.COMMANDS
+PROMPT_TOPIC = topics.PROMPT
+STATE_TOPIC = topics.JOINT_STATES
 SENSOR_QOS = make_qos('best_effort', 'volatile', 5)  # what sim_node offers (qos.SENSOR)
 COMMAND_QOS = make_qos('reliable', 'volatile', 10)  # qos.COMMAND, as executor_node offers
 PROMPT_QOS = make_qos('reliable', 'transient_local', 1)  # qos.PROMPT
@@ -66,8 +68,8 @@ class _Messages:
         self.t = store.types
 
     def header(self, seconds: float, frame_id: str = ''):
-        ns = int(round(seconds * 1e9))
-        stamp = self.t['builtin_interfaces/msg/Time'](sec=ns // 10**9, nanosec=ns % 10**9)
+        sec, nanosec = sec_nanosec(seconds)
+        stamp = self.t['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec)
         return self.t['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
 
     def joint_state(self, header, names, position, velocity):
@@ -104,7 +106,6 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
     from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
     from pi05_moe_bringup.sim.schedule import RateSchedule
     from pi05_moe_bringup.sim.tasks import make_task
-    from pi05_moe_policy import topics
 
     cfg = cfg or SimDemoConfig()
     sim_config = sim_config or SimConfig()  # every episode resets to its own task and seed
@@ -135,8 +136,8 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
             task = robot.reset(task=cfg.tasks[i % len(cfg.tasks)], seed=cfg.seed + i)
             expert.reset(task.target)
             start = robot.clock
-            recorder.write(PROMPT_TOPIC, _ns(start), msgs.string(task.prompt))
-            recorder.start(_ns(start), prompt=task.prompt, task=task.name, success=None,
+            recorder.write(PROMPT_TOPIC, sec_to_ns(start), msgs.string(task.prompt))
+            recorder.start(sec_to_ns(start), prompt=task.prompt, task=task.name, success=None,
                            notes=f'seed={robot.seed} layout={sim_config.layout} '
                            f'target={task.target}')
             schedules = {cam: RateSchedule(hz, start=start) for cam, hz in rates.items()}
@@ -170,12 +171,8 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
     return recorder.summaries
 
 
-def _ns(seconds: float) -> int:
-    return int(round(seconds * 1e9))
-
-
 def _write(recorder: EpisodeRecorder, topic: str, seconds: float, msg) -> None:
-    recorder.write(topic, _ns(seconds), msg, block=True)  # offline: wait for the disk
+    recorder.write(topic, sec_to_ns(seconds), msg, block=True)  # offline: wait for the disk
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

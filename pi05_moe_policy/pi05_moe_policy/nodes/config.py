@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pi05_moe_policy import topics
 from pi05_moe_policy.core.ensembler import EnsemblerConfig
 from pi05_moe_policy.core.safety import SafetyConfig
 from pi05_moe_policy.core.snapshot import SnapshotConfig
@@ -35,22 +36,21 @@ class PolicyNodeConfig(SnapshotConfig):
     num_threads: int = param(0, 'Torch CPU threads for inference; 0 = torch\'s default. On a '
                              'small shared CPU, 1 avoids thread contention.')
     cameras: dict[str, str] = param(
-        {'wrist': '/wrist/image_raw', 'l515': '/l515/color/image_raw',
-         'thermal': '/thermal/image_raw'},
+        dict(topics.CAMERAS),
         'Image topic per camera name (names as in the checkpoint). An empty topic leaves the '
         'camera out (an expert camera then counts as missing).')
     joint_names: list[str] = param(
         [], 'Joint order of the state and the actions. Empty: the checkpoint\'s joint names, '
         'else joint_0..joint_{D-1}. With preset:<name>, also the robot\'s state/action size.')
-    joint_states_topic: str = param('/joint_states', 'sensor_msgs/JointState input.')
-    prompt_topic: str = param('/pi05_moe/prompt', 'std_msgs/String prompt input (reliable, '
+    joint_states_topic: str = param(topics.JOINT_STATES, 'sensor_msgs/JointState input.')
+    prompt_topic: str = param(topics.PROMPT, 'std_msgs/String prompt input (reliable, '
                               'transient-local).')
     prompt: str = param('pick up the cube', 'Prompt used until one arrives on prompt_topic.')
     max_prompt_chars: int = param(512, 'Longer prompts are cut to this many characters.')
-    action_chunk_topic: str = param('/pi05_moe/action_chunk', 'pi05_moe_msgs/ActionChunk '
+    action_chunk_topic: str = param(topics.ACTION_CHUNK, 'pi05_moe_msgs/ActionChunk '
                                     'output.')
-    routing_topic: str = param('/pi05_moe/routing', 'pi05_moe_msgs/RoutingWeights output.')
-    diagnostics_topic: str = param('/diagnostics', 'diagnostic_msgs/DiagnosticArray output.')
+    routing_topic: str = param(topics.ROUTING, 'pi05_moe_msgs/RoutingWeights output.')
+    diagnostics_topic: str = param(topics.DIAGNOSTICS, 'diagnostic_msgs/DiagnosticArray output.')
     max_inference_hz: float = param(10.0, 'At most this many inferences per second (wall '
                                     'clock); 0 = as fast as the inputs and the model allow.')
     min_image_size: int = param(16, 'Images narrower or lower than this (pixels) are rejected.')
@@ -82,18 +82,18 @@ class ExecutorNodeConfig(SafetyConfig, EnsemblerConfig):
     control_hz: float = param(50.0, 'Control rate (Hz, on the node clock).')
     enabled: bool = param(False, 'Send commands to the controller from the start. False: only '
                           'preview them until the ~/enable service is called.')
-    controller: str = param('arm_controller', 'ros2_control controller to command: '
+    controller: str = param(topics.CONTROLLER, 'ros2_control controller to command: '
                             '/<controller>/commands or /<controller>/joint_trajectory.')
     output: str = param('commands', 'commands: std_msgs/Float64MultiArray (forward command '
                         'controller); joint_trajectory: trajectory_msgs/JointTrajectory.')
     joint_names: list[str] = param(
         [], 'Joint order of the commands. Empty: taken from the first ActionChunk.')
-    action_chunk_topic: str = param('/pi05_moe/action_chunk', 'pi05_moe_msgs/ActionChunk input.')
-    joint_states_topic: str = param('/joint_states', 'sensor_msgs/JointState input: the '
+    action_chunk_topic: str = param(topics.ACTION_CHUNK, 'pi05_moe_msgs/ActionChunk input.')
+    joint_states_topic: str = param(topics.JOINT_STATES, 'sensor_msgs/JointState input: the '
                                     'position held before the first command and after enable.')
-    preview_topic: str = param('/pi05_moe/command_preview', 'Where commands go while '
+    preview_topic: str = param(topics.COMMAND_PREVIEW, 'Where commands go while '
                                'actuation is disabled (same type as the output).')
-    diagnostics_topic: str = param('/diagnostics', 'diagnostic_msgs/DiagnosticArray output.')
+    diagnostics_topic: str = param(topics.DIAGNOSTICS, 'diagnostic_msgs/DiagnosticArray output.')
     diagnostics_period: float = param(1.0, 'Seconds between /diagnostics messages.')
     log_period: float = param(10.0, 'Seconds between info log lines with the counters.')
     warn_period: float = param(5.0, 'Repeated warnings about one topic and one problem, and '
@@ -119,5 +119,6 @@ class ExecutorNodeConfig(SafetyConfig, EnsemblerConfig):
     @property
     def command_topic(self) -> str:
         """The controller's input topic for the chosen output."""
-        suffix = 'commands' if self.output == 'commands' else 'joint_trajectory'
-        return f'/{self.controller}/{suffix}'
+        if self.output == 'commands':
+            return topics.controller_commands(self.controller)
+        return topics.controller_trajectory(self.controller)

@@ -16,15 +16,12 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
-
-
-def stamp_to_sec(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
+from pi05_moe_policy.core.stamps import sec_nanosec, stamp_to_sec
 
 
 def sec_to_stamp(t: float) -> Time:
-    ns = round(t * 1e9)
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    sec, nanosec = sec_nanosec(t)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def make_action_chunk(stamp: Time, chunk_id: int, joint_names: Sequence[str],
@@ -69,10 +66,9 @@ def make_command(output: str, joint_names: Sequence[str], command: np.ndarray,
         msg = Float64MultiArray(data=[float(v) for v in command])
         msg.layout.dim = [MultiArrayDimension(label='joints', size=len(command), stride=1)]
         return msg
-    ns = round(period * 1e9)
+    sec, nanosec = sec_nanosec(period)
     point = JointTrajectoryPoint(positions=[float(v) for v in command],
-                                 time_from_start=Duration(sec=ns // 1_000_000_000,
-                                                          nanosec=ns % 1_000_000_000))
+                                 time_from_start=Duration(sec=sec, nanosec=nanosec))
     return JointTrajectory(joint_names=list(joint_names), points=[point])
 
 

@@ -18,19 +18,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from pi05_moe_policy import topics
 from pi05_moe_policy.params import check
 
-METADATA_TOPIC = '/episode/metadata'
+METADATA_TOPIC = topics.EPISODE_METADATA
 METADATA_MSGTYPE = 'std_msgs/msg/String'
 CUSTOM_DATA_PREFIX = 'pi05_moe.'
 SCHEMA = 'pi05_moe.episode/1'
 
 # Camera name -> image topic of the default robot (DESIGN.md "Default names").
-DEFAULT_CAMERAS = {
-    'l515': '/l515/color/image_raw',
-    'wrist': '/wrist/image_raw',
-    'thermal': '/thermal/image_raw',
-}
+DEFAULT_CAMERAS = {'l515': topics.L515_COLOR, 'wrist': topics.WRIST_IMAGE,
+                   'thermal': topics.THERMAL_IMAGE}
 DEFAULT_BASE_CAMERA = 'wrist'
 DEFAULT_EXPERT_CAMERAS = ['l515', 'thermal']
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from pi05_moe_policy import topics
 from pi05_moe_policy.core.image_codec import to_rgb8
 from pi05_moe_policy.params import check, from_flat, param
 from pi05_moe_training.bags.reader import BagError, find_bags
@@ -341,11 +342,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     parser.add_argument('--config', help='YAML with ConvertConfig fields (nested or dotted)')
     parser.add_argument('--fps', type=float, help='control rate of the dataset (default 50)')
-    parser.add_argument('--state-topic', help='JointState topic (default /joint_states)')
+    parser.add_argument('--state-topic',
+                        help=f'JointState topic (default {topics.JOINT_STATES})')
     parser.add_argument('--action-topic', action='append', dest='action_topics',
                         help='command topic, repeatable, first present wins (default: '
-                             '/arm_controller/commands, /arm_controller/joint_trajectory, '
-                             '/pi05_moe/command_preview)')
+                             f'{topics.COMMANDS}, {topics.JOINT_TRAJECTORY}, '
+                             f'{topics.COMMAND_PREVIEW})')
     parser.add_argument('--only-success', action='store_true',
                         help='skip episodes not marked success=true')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')

@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from pi05_moe_policy import topics
 from pi05_moe_policy.core.image_codec import ImageCodecError, image_to_numpy
+from pi05_moe_policy.core.stamps import stamp_to_sec
 from pi05_moe_policy.params import check, param
 from pi05_moe_training.bags.episode_meta import (
     DEFAULT_BASE_CAMERA,
@@ -57,12 +59,11 @@ class ExtractConfig:
     """How a bag becomes an episode (``pi05-moe convert`` options)."""
 
     fps: float = param(50.0, 'control rate of the dataset (Hz); the executor\'s control_hz')
-    state_topic: str = param('/joint_states', 'sensor_msgs/JointState topic of the state')
+    state_topic: str = param(topics.JOINT_STATES, 'sensor_msgs/JointState topic of the state')
     action_topics: list[str] = param(
-        ['/arm_controller/commands', '/arm_controller/joint_trajectory',
-         '/pi05_moe/command_preview'],
+        [topics.COMMANDS, topics.JOINT_TRAJECTORY, topics.COMMAND_PREVIEW],
         'command topics, first present wins: Float64MultiArray, JointTrajectory or JointState')
-    prompt_topic: str = param('/pi05_moe/prompt', 'std_msgs/String prompt topic, used when the '
+    prompt_topic: str = param(topics.PROMPT, 'std_msgs/String prompt topic, used when the '
                               'bag has no episode metadata')
     cameras: dict[str, str] = param(dict(DEFAULT_CAMERAS), 'camera -> topic for bags without '
                                     'episode metadata (ros2 bag record)')
@@ -70,7 +71,7 @@ class ExtractConfig:
     expert_cameras: list[str] = param(list(DEFAULT_EXPERT_CAMERAS),
                                       'expert cameras for bags without metadata')
     optional_images: dict[str, str] = param(
-        {'l515_depth': '/l515/depth/image_rect_raw'},
+        {'l515_depth': topics.L515_DEPTH},
         'extra image streams stored when present (e.g. 16-bit depth), never required')
     max_age_s: float = param(0.25, 'a sample older than this at a frame counts as stale (s)')
     max_stale_fraction: float = param(0.05, 'reject an episode whose required streams are '
@@ -128,10 +129,6 @@ class _Stream:
     header_s: list[float] = field(default_factory=list)
     receive_s: list[float] = field(default_factory=list)
     values: list[Any] = field(default_factory=list)
-
-
-def _stamp_s(header) -> float:
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
 def _command(msg, msgtype: str, topic: str) -> tuple[np.ndarray, list[str]]:
@@ -229,7 +226,7 @@ def _first_pass(bag: BagReader, cfg: ExtractConfig, types: dict[str, str], actio
             if position is None or position.shape[0] != len(state_names):
                 skipped_states += 1
                 continue
-            state.header_s.append(_stamp_s(msg.header))
+            state.header_s.append(stamp_to_sec(msg.header.stamp))
             state.receive_s.append(receive)
             state.values.append(position)
         elif topic == action_topic:
@@ -244,7 +241,7 @@ def _first_pass(bag: BagReader, cfg: ExtractConfig, types: dict[str, str], actio
             prompt = str(msg.data)
         else:
             stream = images[by_topic[topic]]
-            stream.header_s.append(_stamp_s(msg.header))
+            stream.header_s.append(stamp_to_sec(msg.header.stamp))
             stream.receive_s.append(receive)
             if not stream.values:
                 stream.values.append((msg.encoding, int(msg.height), int(msg.width)))

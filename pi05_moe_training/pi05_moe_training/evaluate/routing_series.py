@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from pi05_moe_policy import topics
+
 MSGTYPE = 'pi05_moe_msgs/msg/RoutingWeights'
-TOPIC = '/pi05_moe/routing'
+TOPIC = topics.ROUTING
 
 
 @dataclass(frozen=True)

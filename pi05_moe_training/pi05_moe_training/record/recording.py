@@ -19,6 +19,7 @@ from typing import Any
 from rosbags.interfaces import Qos
 from rosbags.typesys.store import Typestore
 
+from pi05_moe_policy import topics
 from pi05_moe_policy.params import check, param
 from pi05_moe_training.bags.episode_meta import (
     DEFAULT_BASE_CAMERA,
@@ -31,17 +32,17 @@ from pi05_moe_training.bags.writer import STORAGES, BagSummary, BagWriter, BagWr
 # What an episode bag holds by default (the same list as config/record_topics.txt, which
 # `ros2 bag record` uses on a robot; a test keeps the two equal).
 DEFAULT_TOPICS = [
-    '/l515/color/image_raw',
-    '/l515/depth/image_rect_raw',
-    '/wrist/image_raw',
-    '/thermal/image_raw',
-    '/joint_states',
-    '/pi05_moe/prompt',
-    '/arm_controller/commands',
-    '/arm_controller/joint_trajectory',
-    '/pi05_moe/command_preview',
-    '/pi05_moe/action_chunk',
-    '/pi05_moe/routing',
+    topics.L515_COLOR,
+    topics.L515_DEPTH,
+    topics.WRIST_IMAGE,
+    topics.THERMAL_IMAGE,
+    topics.JOINT_STATES,
+    topics.PROMPT,
+    topics.COMMANDS,
+    topics.JOINT_TRAJECTORY,
+    topics.COMMAND_PREVIEW,
+    topics.ACTION_CHUNK,
+    topics.ROUTING,
 ]
 
 

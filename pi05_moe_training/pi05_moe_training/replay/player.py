@@ -49,6 +49,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pi05_moe_policy import topics
 from pi05_moe_training.replay.schedule import CLOCK_TOPIC, Event, ReplayConfig, schedule
 
 # Message types offered with the SENSOR profile when the bag recorded no QoS.
@@ -56,7 +57,7 @@ SENSOR_TYPES = frozenset({
     'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage', 'sensor_msgs/msg/CameraInfo',
     'sensor_msgs/msg/JointState', 'sensor_msgs/msg/PointCloud2', 'sensor_msgs/msg/Imu',
 })
-PROMPT_TOPIC = '/pi05_moe/prompt'
+PROMPT_TOPIC = topics.PROMPT
 _MAX_SLEEP_S = 0.05  # sleep in slices so Ctrl-C (rclpy's handler) is noticed promptly
 
 

@@ -28,9 +28,10 @@ import struct
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
+from pi05_moe_policy import topics
 from pi05_moe_policy.params import check, param
 
-CLOCK_TOPIC = '/clock'
+CLOCK_TOPIC = topics.CLOCK
 
 # (bag topic, recorded timestamp ns, serialized CDR bytes)
 BagMessage = tuple[str, int, bytes]
