@@ -65,6 +65,8 @@ from ament_index_python.packages import (
     get_package_share_directory,
 )
 
+from pi05_moe_policy.params import ros_params_document
+
 PACKAGE = 'pi05_moe_bringup'
 GRAPH_KEY = 'pi05_moe_graph'
 ON_EXIT = ('fail', 'shutdown', 'respawn')
@@ -320,14 +322,7 @@ def uses_sim_time(graph: GraphSpec, node: NodeSpec, default: bool | None = None)
 
 def params_document(node: NodeSpec) -> dict[str, Any]:
     """``{name: {ros__parameters: {...}}}`` with nested maps: the node's own params file."""
-    nested: dict[str, Any] = {}
-    for name, value in node.params.items():
-        *parents, leaf = name.split('.')
-        level = nested
-        for part in parents:
-            level = level.setdefault(part, {})
-        level[leaf] = value
-    return {node.name: {'ros__parameters': nested}}
+    return ros_params_document(node.name, node.params)
 
 
 def params_yaml(node: NodeSpec) -> str:

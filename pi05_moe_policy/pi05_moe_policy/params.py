@@ -154,13 +154,24 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def nest_dotted(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{'a.b': 1, 'c': 2}`` -> ``{'a': {'b': 1}, 'c': 2}``: dotted names as nested maps."""
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split('.')
+        level = nested
+        for part in parents:
+            level = level.setdefault(part, {})
+        level[leaf] = value
+    return nested
+
+
+def ros_params_document(node_name: str, flat: dict[str, Any]) -> dict[str, Any]:
+    """``{node_name: {'ros__parameters': {...}}}`` from flat dotted parameters, nested the way
+    a ROS 2 params YAML file writes them."""
+    return {node_name: {'ros__parameters': nest_dotted(flat)}}
+
+
 def to_ros_yaml_dict(node_name: str, cfg: Any) -> dict[str, Any]:
     """``{node_name: {'ros__parameters': {...}}}`` with nested dicts, for a params YAML file."""
-    params: dict[str, Any] = {}
-    for name, value in to_flat(cfg).items():
-        *parents, leaf = name.split('.')
-        d = params
-        for p in parents:
-            d = d.setdefault(p, {})
-        d[leaf] = value
-    return {node_name: {'ros__parameters': params}}
+    return ros_params_document(node_name, to_flat(cfg))

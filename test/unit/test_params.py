@@ -4,7 +4,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from pi05_moe_policy.params import check, from_flat, param, specs, to_flat, to_ros_yaml_dict
+from pi05_moe_policy.params import (
+    check,
+    from_flat,
+    nest_dotted,
+    param,
+    ros_params_document,
+    specs,
+    to_flat,
+    to_ros_yaml_dict,
+)
 
 
 @dataclass
@@ -69,3 +78,14 @@ def test_ros_yaml_dict_nests_dotted_names():
     params = doc['executor_node']['ros__parameters']
     assert params['limits'] == {'max_velocity': 1.5}
     assert params['cameras'] == {'wrist': '/wrist/image_raw'}
+
+
+def test_nest_dotted_is_the_inverse_of_flattening_and_shares_no_state():
+    flat = {'a.b.c': 1, 'a.b.d': [2, 3], 'a.e': 'x', 'f': True}
+    nested = nest_dotted(flat)
+    assert nested == {'a': {'b': {'c': 1, 'd': [2, 3]}, 'e': 'x'}, 'f': True}
+    assert flat == {'a.b.c': 1, 'a.b.d': [2, 3], 'a.e': 'x', 'f': True}  # input untouched
+    assert ros_params_document('n', flat) == {'n': {'ros__parameters': nested}}
+    assert ros_params_document('n', {}) == {'n': {'ros__parameters': {}}}
+    # the same nesting serves configs (policy) and parsed graph params (bringup)
+    assert to_ros_yaml_dict('x', Cfg()) == ros_params_document('x', to_flat(Cfg()))
