@@ -48,54 +48,22 @@ def check(root: Path, max_episodes: int = 20, max_imbalance: float = 50.0) -> in
     """Print the report for dataset ``root``; return the exit status."""
     import pyarrow.parquet as pq
 
-    problems: list[str] = []
     print(RULE)
     print(f'Checking dataset: {root}')
     print(RULE)
 
     print('\n1. Checking meta files...')
-    info = layout.read_json(root / layout.INFO) if (root / layout.INFO).is_file() else None
-    if info is None:
-        print(f'  ✗ {layout.INFO} is missing')
-        problems.append('no info.json')
-        features, roles = {}, {}
-    else:
-        features, roles = info.get('features', {}), info.get('camera_roles', {})
-    declared = [k for k in features if LABEL_RE.match(k)]
-    if info is not None:
-        if declared:
-            print(f'  ✓ info.json contains camera label features: {", ".join(declared)}')
-        else:
-            print('  ✗ info.json has no camera label features')
-            problems.append('info.json declares no labels')
-    modality_path = root / layout.MODALITY
-    if modality_path.is_file():
-        annotations = layout.read_json(modality_path).get('annotation', {})
-        labelled = [k for k in annotations if 'camera.' in k]
-        if labelled:
-            print(f'  ✓ modality.json contains camera labels: {", ".join(labelled)}')
-        else:
-            print('  ✗ modality.json has no camera labels')
-            problems.append('modality.json declares no labels')
-    else:
-        print(f'  - {layout.MODALITY} not present')
-    if roles:
-        print(f'  ✓ camera roles: base={roles.get("base")}, experts={roles.get("experts")}')
+    lines, problems, declared, roles = _meta_report(root)
+    _print(lines)
 
     print('\n2. Checking parquet files...')
     files = sorted(root.glob('data/chunk-*/episode_*.parquet'))
     if not files:
         print('  ✗ no data/chunk-*/episode_*.parquet files')
         return _finish(problems + ['no parquet files'])
-    schema_names = pq.read_schema(files[0]).names
-    columns = [c for c in schema_names if LABEL_RE.match(c)]
-    expected = declared or columns
-    missing = [c for c in expected if c not in schema_names]
-    for c in expected:
-        print(f'  {"✗ Column missing" if c in missing else "✓ Column found"}: {c}')
-    if not expected:
-        print('  ✗ no camera label columns (annotation.camera.<expert>_active)')
-    if missing or not expected:
+    lines, expected = _columns_report(pq.read_schema(files[0]).names, declared)
+    _print(lines)
+    if expected is None:
         return _finish(problems + ['label columns missing'])
 
     cams = [_camera_of(c) for c in expected]
@@ -107,50 +75,134 @@ def check(root: Path, max_episodes: int = 20, max_imbalance: float = 50.0) -> in
             problems.append(f'{path.name}: {exc}')
             print(f'  ✗ {path}: {exc}')
             continue
-        counts = {}
-        for column, cam in zip(expected, cams):
-            values = table.column(column).to_numpy(zero_copy_only=False)
-            if not np.isin(values, (0, 1)).all():
-                problems.append(f'{path.name}: {column} has values other than 0/1')
-            counts[cam] = int(np.sum(values == 1))
+        columns = {c: table.column(c).to_numpy(zero_copy_only=False) for c in expected}
+        counts, bad = _label_counts(columns, cams)
+        problems += [f'{path.name}: {c} has values other than 0/1' for c in bad]
         per_episode.append((path.stem.removeprefix('episode_'), table.num_rows, counts))
     if not per_episode:
         return _finish(problems)
 
     print('\n3. Camera label statistics (first episode):')
-    name, total, counts = per_episode[0]
-    print(f'  Total frames: {total}')
+    _print(_first_episode_lines(per_episode[0], cams))
+    print('\n4. Checking multiple episodes...')
+    _print(_episode_lines(per_episode, cams, max_episodes))
+    print('\n5. Overall statistics:')
+    _print(_overall_lines(per_episode, cams, roles, max_imbalance))
+    return _finish(problems)
+
+
+def _print(lines: list[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def _meta_report(root: Path) -> tuple[list[str], list[str], list[str], dict]:
+    """Step 1: (report lines, problems, declared label features, camera roles)."""
+    lines: list[str] = []
+    problems: list[str] = []
+    info = layout.read_json(root / layout.INFO) if (root / layout.INFO).is_file() else None
+    if info is None:
+        lines.append(f'  ✗ {layout.INFO} is missing')
+        problems.append('no info.json')
+        features, roles = {}, {}
+    else:
+        features, roles = info.get('features', {}), info.get('camera_roles', {})
+    declared = [k for k in features if LABEL_RE.match(k)]
+    if info is not None:
+        if declared:
+            lines.append(f'  ✓ info.json contains camera label features: {", ".join(declared)}')
+        else:
+            lines.append('  ✗ info.json has no camera label features')
+            problems.append('info.json declares no labels')
+    modality_path = root / layout.MODALITY
+    if modality_path.is_file():
+        annotations = layout.read_json(modality_path).get('annotation', {})
+        labelled = [k for k in annotations if 'camera.' in k]
+        if labelled:
+            lines.append(f'  ✓ modality.json contains camera labels: {", ".join(labelled)}')
+        else:
+            lines.append('  ✗ modality.json has no camera labels')
+            problems.append('modality.json declares no labels')
+    else:
+        lines.append(f'  - {layout.MODALITY} not present')
+    if roles:
+        lines.append(f'  ✓ camera roles: base={roles.get("base")}, '
+                     f'experts={roles.get("experts")}')
+    return lines, problems, declared, roles
+
+
+def _columns_report(schema_names: list[str],
+                    declared: list[str]) -> tuple[list[str], list[str] | None]:
+    """Step 2: (report lines, the label columns to read), or None for them when any declared
+    column is missing from the parquet schema or there are none at all."""
+    columns = [c for c in schema_names if LABEL_RE.match(c)]
+    expected = declared or columns
+    missing = [c for c in expected if c not in schema_names]
+    lines = [f'  {"✗ Column missing" if c in missing else "✓ Column found"}: {c}'
+             for c in expected]
+    if not expected:
+        lines.append('  ✗ no camera label columns (annotation.camera.<expert>_active)')
+    return lines, None if missing or not expected else expected
+
+
+def _label_counts(columns: dict[str, np.ndarray],
+                  cams: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Active frames per camera of one episode (``columns``: label column -> (T,) values),
+    and the columns holding values other than 0/1."""
+    counts: dict[str, int] = {}
+    bad: list[str] = []
+    for (column, values), cam in zip(columns.items(), cams):
+        if not np.isin(values, (0, 1)).all():
+            bad.append(column)
+        counts[cam] = int(np.sum(values == 1))
+    return counts, bad
+
+
+def _first_episode_lines(episode: tuple[str, int, dict[str, int]], cams: list[str]) -> list[str]:
+    """Step 3: the 0/1 distribution of each camera label in one episode."""
+    _, total, counts = episode
+    lines = [f'  Total frames: {total}']
     for cam in cams:
         on = counts[cam]
-        print(f'  {cam}_active distribution:')
-        print(f'    0 (inactive): {total - on} frames ({_pct(total - on, total):.1f}%)')
-        print(f'    1 (active):   {on} frames ({_pct(on, total):.1f}%)')
+        lines += [f'  {cam}_active distribution:',
+                  f'    0 (inactive): {total - on} frames ({_pct(total - on, total):.1f}%)',
+                  f'    1 (active):   {on} frames ({_pct(on, total):.1f}%)']
+    return lines
 
-    print('\n4. Checking multiple episodes...')
+
+def _episode_lines(per_episode: list[tuple[str, int, dict[str, int]]], cams: list[str],
+                   max_episodes: int) -> list[str]:
+    """Step 4: one line per episode, the first ``max_episodes`` of them (0 = all)."""
     shown = per_episode if max_episodes <= 0 else per_episode[:max_episodes]
-    for name, total, counts in shown:
-        print(f'  Episode {name}: ' + ', '.join(f'{c}={counts[c]}/{total} frames' for c in cams))
+    lines = [f'  Episode {name}: ' + ', '.join(f'{c}={counts[c]}/{total} frames' for c in cams)
+             for name, total, counts in shown]
     if len(shown) < len(per_episode):
-        print(f'  ... ({len(per_episode) - len(shown)} more)')
+        lines.append(f'  ... ({len(per_episode) - len(shown)} more)')
+    return lines
 
-    print('\n5. Overall statistics:')
+
+def _overall_lines(per_episode: list[tuple[str, int, dict[str, int]]], cams: list[str],
+                   roles: dict, max_imbalance: float) -> list[str]:
+    """Step 5: active frames and share per camera over the dataset, the balance, warnings."""
     frames = sum(t for _, t, _ in per_episode)
     active = {c: sum(counts[c] for _, _, counts in per_episode) for c in cams}
     all_active = sum(active.values())
     shares = {c: _pct(active[c], all_active) for c in cams}
+    lines = []
     for cam in cams:
         role = ('expert' if cam in roles.get('experts', []) else
                 'base' if cam == roles.get('base') else 'camera')
-        print(f'  {cam} ({role}): {active[cam]} frames ({shares[cam]:.1f}%)')
+        lines.append(f'  {cam} ({role}): {active[cam]} frames ({shares[cam]:.1f}%)')
     balance = max(shares.values()) - min(shares.values())
-    print(f'  Balance: {balance:.1f}% difference ({len(per_episode)} episodes, {frames} frames)')
+    lines.append(f'  Balance: {balance:.1f}% difference ({len(per_episode)} episodes, '
+                 f'{frames} frames)')
     never = [c for c in cams if active[c] == 0]
     if never:
-        print(f'  ⚠ never active: {never} (the router gets no positive example for them)')
+        lines.append(f'  ⚠ never active: {never} (the router gets no positive example for them)')
     elif balance > max_imbalance:
-        print(f'  ⚠ imbalanced by more than {max_imbalance:.0f} points; see seed 001 '
-              '"Balance" (more episodes of the rarer camera, or relabel)')
-    return _finish(problems)
+        lines.append(f'  ⚠ imbalanced by more than {max_imbalance:.0f} points; see seed 001 '
+                     '"Balance" (more episodes of the rarer camera, or relabel)')
+    return lines
 
 
 def _finish(problems: list[str]) -> int:
