@@ -162,9 +162,9 @@ class DemoClient(Node):
     def _on_recorder(self, msg: String) -> None:
         self.recorder = json.loads(msg.data)
 
-    def recorder_ready(self, topics: list[str]) -> bool:
-        """The recorder has found every one of ``topics``."""
-        return set(topics) <= set(self.recorder.get('topics', ()))
+    def recorder_ready(self, names: list[str]) -> bool:
+        """The recorder has found every one of the topics ``names``."""
+        return set(names) <= set(self.recorder.get('topics', ()))
 
     def _on_success(self, msg: Bool) -> None:
         with self._lock:
@@ -276,6 +276,66 @@ def plot(bag: Path, png: Path) -> int:
     return plot_routing.main(parser.parse_args([str(bag), '-o', str(png)]))
 
 
+def start_processes(args: argparse.Namespace, out: Path, checkpoint: str,
+                    record_topics: list[str]) -> tuple[LoggedProcess, LoggedProcess]:
+    """The graph (`pi05-moe up`) and the recorder (`pi05-moe record`), logging into ``out``."""
+    overrides = [f'policy_node.checkpoint={checkpoint}', *args.set]
+    graph = LoggedProcess('graph', ['pi05-moe', 'up', args.config, '--no-color',
+                                    *(f'--set={o}' for o in overrides)], out / 'graph.log')
+    recorder = LoggedProcess('recorder', [
+        'pi05-moe', 'record', '--out', str(out / 'bags'), '--prefix', 'demo', '--no-keyboard',
+        '--use-sim-time', '--task', 'demo', '--operator', 'pi05-moe demo',
+        '--topics', *record_topics], out / 'record.log')
+    return graph, recorder
+
+
+def run_episodes(node: DemoClient, args: argparse.Namespace, tasks: list[str], started: float,
+                 alive, episodes: list[EpisodeOutcome]) -> None:
+    """Every episode that fits in --max-wall-s, each printed and appended to ``episodes`` as it
+    ends (so the ones done before a failure are still reported)."""
+    wall_cap = 3 * args.episode_timeout + 10.0  # the sim may run slower than real time
+    for k in range(args.episodes):
+        if time.monotonic() - started + wall_cap > args.max_wall_s:
+            print(f'demo: --max-wall-s {args.max_wall_s:g} s reached: skipping episodes '
+                  f'{k + 1}..{args.episodes}', flush=True)
+            break
+        e = run_episode(node, k + 1, tasks[k % len(tasks)], args.seed + k,
+                        args.episode_timeout, wall_cap, alive)
+        episodes.append(e)
+        weights = ' '.join(f'{n}={w:.2f}' for n, w in e.routing.items()) or '(none)'
+        print(f'episode {e.index}: {e.prompt}: success={e.success} routing: {weights} '
+              f'({e.sim_time_s:.1f} s sim, {e.routing_messages} routing messages)', flush=True)
+
+
+def record_session(node: DemoClient, args: argparse.Namespace, tasks: list[str],
+                   record_topics: list[str], started: float, alive,
+                   episodes: list[EpisodeOutcome]) -> str:
+    """Wait for the graph and the recorder, record the episodes (appended to ``episodes``) into
+    one bag and return its path; RuntimeError when a step fails."""
+    wait_for(lambda: node.newest_chunk is not None, args.startup_timeout,
+             'action chunk from policy_node', alive)
+    wait_for(lambda: node.recorder_ready(record_topics), 30.0,
+             f'recorder to find the topics {record_topics}', alive)
+    # Started now, not with --auto-start: the recorder's clock is sim time by now.
+    bag = node.trigger(node.record_start)
+    print(f'demo: graph up in {time.monotonic() - started:.0f} s, recording {bag}', flush=True)
+    run_episodes(node, args, tasks, started, alive, episodes)
+    node.trigger(node.record_stop)
+    return bag
+
+
+def write_report(out: Path, args: argparse.Namespace, checkpoint: str,
+                 episodes: list[EpisodeOutcome], started: float) -> None:
+    """Print the success count and write ``demo.json``."""
+    successes = sum(e.success for e in episodes)
+    if episodes:
+        print(f'demo: {successes}/{len(episodes)} episodes succeeded', flush=True)
+    (out / 'demo.json').write_text(json.dumps({
+        'checkpoint': checkpoint, 'config': args.config, 'episode_timeout_s': args.episode_timeout,
+        'episodes': [asdict(e) for e in episodes], 'successes': successes,
+        'wall_s': round(time.monotonic() - started, 1)}, indent=1))
+
+
 def main(args: argparse.Namespace) -> int:
     tasks = [t for t in args.tasks.split(',') if t]
     if args.episodes < 1 or not tasks:
@@ -286,14 +346,8 @@ def main(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint)
     started = time.monotonic()
     print(f'demo: {args.config} with {checkpoint}; logs in {out}', flush=True)
-    overrides = [f'policy_node.checkpoint={checkpoint}', *args.set]
-    graph = LoggedProcess('graph', ['pi05-moe', 'up', args.config, '--no-color',
-                                    *(f'--set={o}' for o in overrides)], out / 'graph.log')
-    topics = RECORD_TOPICS + (IMAGE_TOPICS if args.record_images else [])
-    recorder = LoggedProcess('recorder', [
-        'pi05-moe', 'record', '--out', str(out / 'bags'), '--prefix', 'demo', '--no-keyboard',
-        '--use-sim-time', '--task', 'demo', '--operator', 'pi05-moe demo',
-        '--topics', *topics], out / 'record.log')
+    record_topics = RECORD_TOPICS + (IMAGE_TOPICS if args.record_images else [])
+    graph, recorder = start_processes(args, out, checkpoint, record_topics)
     episodes: list[EpisodeOutcome] = []
     bag = ''
     code = 0
@@ -301,35 +355,10 @@ def main(args: argparse.Namespace) -> int:
     node = DemoClient()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-
-    def alive() -> bool:
-        return graph.alive and recorder.alive
-
+    threading.Thread(target=executor.spin, daemon=True).start()
     try:
-        wait_for(lambda: node.newest_chunk is not None, args.startup_timeout,
-                 'action chunk from policy_node', alive)
-        wait_for(lambda: node.recorder_ready(topics), 30.0,
-                 f'recorder to find the topics {topics}', alive)
-        # Started now, not with --auto-start: the recorder's clock is sim time by now.
-        bag = node.trigger(node.record_start)
-        print(f'demo: graph up in {time.monotonic() - started:.0f} s, recording {bag}',
-              flush=True)
-        wall_cap = 3 * args.episode_timeout + 10.0  # the sim may run slower than real time
-        for k in range(args.episodes):
-            if time.monotonic() - started + wall_cap > args.max_wall_s:
-                print(f'demo: --max-wall-s {args.max_wall_s:g} s reached: skipping episodes '
-                      f'{k + 1}..{args.episodes}', flush=True)
-                break
-            e = run_episode(node, k + 1, tasks[k % len(tasks)], args.seed + k,
-                            args.episode_timeout, wall_cap, alive)
-            episodes.append(e)
-            weights = ' '.join(f'{n}={w:.2f}' for n, w in e.routing.items()) or '(none)'
-            print(f'episode {e.index}: {e.prompt}: success={e.success} routing: {weights} '
-                  f'({e.sim_time_s:.1f} s sim, {e.routing_messages} routing messages)',
-                  flush=True)
-        node.trigger(node.record_stop)
+        bag = record_session(node, args, tasks, record_topics, started,
+                             lambda: graph.alive and recorder.alive, episodes)
     except RuntimeError as exc:
         print(f'demo: error: {exc}', flush=True)
         code = 1
@@ -344,13 +373,7 @@ def main(args: argparse.Namespace) -> int:
     elif graph_code != 0:
         print(f'demo: the graph exited with {graph_code}; see {graph.log_path}', flush=True)
         code = 1
-    successes = sum(e.success for e in episodes)
-    if episodes:
-        print(f'demo: {successes}/{len(episodes)} episodes succeeded', flush=True)
-    (out / 'demo.json').write_text(json.dumps({
-        'checkpoint': checkpoint, 'config': args.config, 'episode_timeout_s': args.episode_timeout,
-        'episodes': [asdict(e) for e in episodes], 'successes': successes,
-        'wall_s': round(time.monotonic() - started, 1)}, indent=1))
+    write_report(out, args, checkpoint, episodes, started)
     if not bag or not Path(bag, 'metadata.yaml').is_file():
         print(f'demo: no bag was written; see {recorder.log_path}', flush=True)
         return 1
