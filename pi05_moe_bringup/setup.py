@@ -22,8 +22,9 @@ setup(
     maintainer_email='pi05-moe@example.com',
     description=(
         'Bringup of pi05_moe: node-graph description and launch files, parameter YAML, '
-        'camera driver nodes (L515, wrist UVC, thermal), the simulated 3-camera robot and'
-        ' an rqt perspective.'
+        'camera driver nodes (L515, wrist UVC, thermal), the simulated 3-camera robot, the '
+        'tools that drive it (sim-demos, sim-eval, demo), the pi05-moe CLI and an rqt '
+        'perspective.'
     ),
     license='Apache-2.0',
     entry_points={

@@ -18,9 +18,8 @@ setup(
     maintainer='pi05_moe developers',
     maintainer_email='pi05-moe@example.com',
     description=(
-        'Learning loop of pi05_moe: bag recording, bag to dataset conversion with camera '
-        'labels, training (flow + focal routing loss), offline evaluation, and the '
-        'pi05-moe CLI.'
+        'Learning loop of pi05_moe: bag recording and replay, bag to dataset conversion with '
+        'camera labels, training (flow + focal routing loss) and offline evaluation.'
     ),
     license='Apache-2.0',
     entry_points={

@@ -4,7 +4,7 @@ No rclpy and no deserialisation: messages stay the serialized CDR bytes the bag 
 bag's messages in stamp order and a :class:`ReplayConfig`, :func:`schedule` yields
 :class:`Event` s, each saying *when* (wall seconds after playback started), *what time it is*
 (the ``/clock`` value, in bag time) and *what to publish* (output topic and bytes, or nothing for a
-clock-only tick). The node (``replay.py``) only sleeps until each event and publishes it.
+clock-only tick). The player (``replay/player.py``) only sleeps until each event and publishes it.
 
 Time model:
 - ``play_start = bag_start + start_offset``; an event at bag time ``t`` is due at wall
