@@ -9,12 +9,49 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 SHIPPED_SIM = 'sim_small'  # the checkpoint trained on the simulated robot (make demo)
+FILES = ('config.json', 'norm_stats.json', 'tokenizer_spec.json', 'model.safetensors')
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded. The text is one line naming the file and the cause
+    (nodes and CLIs print it as it is, without a traceback)."""
+
+
+def check_checkpoint_dir(directory: str | Path) -> Path:
+    """Raise ``CheckpointError`` unless every file of a ``Policy.save`` directory is there and
+    readable: the JSON files parse and the safetensors header covers the whole file."""
+    from safetensors import safe_open
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise CheckpointError(f'checkpoint {str(d)!r}: not a directory (give a Policy.save '
+                              'directory, preset:<name> or shipped:<name>)')
+    for name in FILES:
+        path = d / name
+        if not path.is_file():
+            raise CheckpointError(f'{path}: missing (a checkpoint directory holds '
+                                  f'{", ".join(FILES)})')
+        try:
+            if name.endswith('.json'):
+                json.loads(path.read_text(encoding='utf-8'))
+            else:
+                with safe_open(str(path), framework='pt'):
+                    pass
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f'{path}: cannot be read: {exc}') from None
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f'{path}: not valid JSON (truncated?): {exc}') from None
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError
+            raise CheckpointError(f'{path}: not a valid safetensors file (truncated?): '
+                                  f'{exc}') from None
+    return d
 
 
 def shipped_dirs() -> list[Path]:
@@ -58,7 +95,8 @@ def resolve_checkpoint(spec: str) -> str:
 
 def load_policy(spec: str, device: str = 'cpu', seed: int = 0,
                 joint_names: Sequence[str] = (), num_threads: Any = None) -> Any:
-    """The ``Policy`` that ``spec`` names (see the module docstring)."""
+    """The ``Policy`` that ``spec`` names (see the module docstring); ``CheckpointError`` (one
+    line naming the file and the cause) when a checkpoint directory cannot be loaded."""
     from pi05_moe_policy import Policy
 
     spec = resolve_checkpoint(spec)
@@ -69,4 +107,10 @@ def load_policy(spec: str, device: str = 'cpu', seed: int = 0,
                      joint_names=tuple(joint_names)) if n else {}
         return Policy.from_preset(spec[len('preset:'):], seed=seed, device=device,
                                   num_threads=num_threads, **robot)
-    return Policy.load(spec, device=device, seed=seed, num_threads=num_threads)
+    check_checkpoint_dir(spec)
+    try:
+        return Policy.load(spec, device=device, seed=seed, num_threads=num_threads)
+    except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
+        # What the files hold does not fit (config keys, shapes, the tokenizer's own file).
+        text = ' '.join(str(exc).split()) or type(exc).__name__
+        raise CheckpointError(f'checkpoint {spec}: {text}') from None

@@ -1,8 +1,17 @@
 """One checkpoint string for nodes and CLIs: directories, preset:<name>, shipped:<name>."""
 
+import json
+import re
+import shutil
+
 import pytest
 
-from pi05_moe_policy.checkpoints import load_policy, resolve_checkpoint, shipped_checkpoint
+from pi05_moe_policy.checkpoints import (
+    CheckpointError,
+    load_policy,
+    resolve_checkpoint,
+    shipped_checkpoint,
+)
 
 SIM_JOINTS = ('waist', 'shoulder', 'elbow', 'forearm_roll', 'wrist_pitch', 'wrist_roll',
               'gripper')
@@ -35,3 +44,50 @@ def test_the_shipped_sim_checkpoint_is_installed_and_fits_the_sim_arm():
     assert tuple(policy.joint_names) == SIM_JOINTS
     assert policy.config.preset == 'small' and policy.config.use_camera_moe
     assert (policy.base_camera, tuple(policy.expert_cameras)) == ('wrist', ('l515', 'thermal'))
+
+
+@pytest.fixture(scope='module')
+def saved_tiny(tmp_path_factory):
+    from pi05_moe_policy import Policy
+
+    return Policy.from_preset('tiny').save(tmp_path_factory.mktemp('tiny') / 'ckpt')
+
+
+def _broken_copy(saved, tmp_path, name, damage):
+    d = tmp_path / 'broken'
+    shutil.copytree(saved, d)
+    damage(d / name)
+    return d
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+@pytest.mark.parametrize(('name', 'damage', 'cause'), [
+    ('model.safetensors', _truncate, r'not a valid safetensors file \(truncated\?\)'),
+    ('tokenizer_spec.json', lambda p: p.unlink(), 'missing'),
+    ('config.json', _truncate, r'not valid JSON \(truncated\?\)'),
+    ('norm_stats.json', lambda p: p.write_bytes(b'\xff\xfe'), 'cannot be read'),
+])
+def test_a_broken_checkpoint_is_one_line_naming_the_file(saved_tiny, tmp_path, name, damage,
+                                                         cause):
+    d = _broken_copy(saved_tiny, tmp_path, name, damage)
+    with pytest.raises(CheckpointError) as info:
+        load_policy(str(d))
+    text = str(info.value)
+    assert text.startswith(str(d / name) + ': ') and '\n' not in text, text
+    assert re.search(cause, text), text
+    assert isinstance(info.value, ValueError)  # run_node prints ValueErrors as one fatal line
+
+
+def test_contents_that_do_not_fit_name_the_checkpoint(saved_tiny, tmp_path):
+    def wrong_format(path):
+        meta = json.loads(path.read_text())
+        path.write_text(json.dumps({**meta, 'format': 'other'}))
+
+    d = _broken_copy(saved_tiny, tmp_path, 'config.json', wrong_format)
+    with pytest.raises(CheckpointError, match=f'checkpoint {d}: .*format'):
+        load_policy(str(d))
+    assert load_policy(str(saved_tiny)).robot_state_dim > 0

@@ -64,6 +64,14 @@ def test_flat_parameters_round_trip():
     (PolicyNodeConfig, dict(cameras={'wrist': 'wrist/image'}), 'cameras'),
     (PolicyNodeConfig, dict(max_age=0.0), 'max_age'),
     (PolicyNodeConfig, dict(max_inference_hz=-1.0), 'max_inference_hz'),
+    (PolicyNodeConfig, dict(joint_lower_limits=[-1.0], joint_upper_limits=[]),
+     'joint_upper_limits'),
+    (PolicyNodeConfig, dict(joint_lower_limits=[1.0], joint_upper_limits=[-1.0]),
+     'joint_upper_limits'),
+    (PolicyNodeConfig, dict(joint_limit_margin=-0.1), 'joint_limit_margin'),
+    (PolicyNodeConfig, dict(thermal_max_k=100.0), 'thermal_max_k'),
+    (PolicyNodeConfig, dict(thermal_max_bad_fraction=1.0), 'thermal_max_bad_fraction'),
+    (PolicyNodeConfig, dict(max_image_size=8), 'max_image_size'),
 ])
 def test_bad_values_are_quoted(cls, kwargs, field):
     with pytest.raises(ValueError, match=re.escape(f'{cls.__name__}.{field}={kwargs[field]!r}')):

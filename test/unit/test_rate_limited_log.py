@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
+import pytest
+
+from pi05_moe_policy.core.rate_limited_log import FirstSeen, RateLimitedLog
 from pi05_moe_policy.core.stats import RateMeter, RunningStats
 
 
@@ -50,3 +52,12 @@ def test_rate_meter_and_running_stats():
     for v in (100.0, 1.0, 2.0, 3.0):  # the first value falls out of the window
         stats.add(v)
     assert stats.summary() == {'mean': 2.0, 'p50': 2.0, 'p99': 2.98, 'max': 3.0}
+
+
+def test_first_seen_says_once_per_key_with_bounded_memory():
+    once = FirstSeen(capacity=2)
+    assert once.first('a') and not once.first('a')
+    assert once.first('b') and once.first('c')  # 'a' falls out: at most 2 keys are kept
+    assert once.first('a') and not once.first('c')
+    with pytest.raises(ValueError, match='capacity=0'):
+        FirstSeen(0)

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pi05_moe_policy.model import make_config
 from pi05_moe_policy.transforms import (
@@ -16,7 +18,7 @@ from pi05_moe_policy.transforms import (
     rgb_to_tensor,
     thermal_to_tensor,
 )
-from pi05_moe_policy.transforms.tokenizer import HFTokenizer
+from pi05_moe_policy.transforms.tokenizer import CappedTokenizer, HFTokenizer
 
 
 def make_transform(**overrides):
@@ -86,6 +88,55 @@ def test_word_hash_tokenizer_is_deterministic_and_short():
     assert len(ids) < 48 and max(ids) < 4096
     assert tok.encode('hot')[1] != tok.encode('red')[1]
     assert tok.encode('zebra')[1] == tok.encode('Zebra')[1]  # hashed, case-insensitive
+
+
+@pytest.mark.parametrize('text', ['lift³ the cube', 'x²', '① lift', '\u00b9\u2079\u2460',
+                                  '٣ arabic-indic three', '\ud800 lone surrogate'])
+def test_word_hash_tokenizer_takes_digit_like_characters(text):
+    # '³', '²', '①' are str.isdigit() but not int()-able: they used to raise ValueError.
+    ids = WordHashTokenizer(4096).encode(text)
+    assert ids[0] == 1 and len(ids) > 1 and max(ids) < 4096
+
+
+def test_decimal_digits_of_any_script_stay_number_tokens():
+    tok = WordHashTokenizer(4096)
+    assert tok.encode('٣')[1:] == tok.encode('3')[1:]  # Unicode Nd digits: as before the fix
+    assert tok.encode('³')[1:] != tok.encode('3')[1:]  # a superscript is bytes, not a number
+
+
+# Every category, surrogates included: any str a user (or a fuzzer) can send.
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=200)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(ANY_TEXT)
+def test_every_string_tokenizes(text):
+    tok = WordHashTokenizer(4096)
+    ids = tok.encode(text)
+    assert ids == tok.encode(text) and ids[0] == 1
+    assert all(isinstance(i, int) and 0 <= i < 4096 for i in ids)
+    assert len(ids) > 1 or not text.strip()
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(ANY_TEXT, st.lists(st.floats(-1, 1), min_size=14, max_size=14))
+def test_every_prompt_becomes_tokens_of_the_model_length(text, state):
+    tr = make_transform()
+    tokens, mask = tr.tokenize(format_prompt(text, np.array(state), pi05=True))
+    assert tokens.shape == mask.shape == (tr.config.max_token_len,)
+    assert int(tokens.max()) < tr.config.vocab_size and bool(mask[0])
+
+
+def test_capped_tokenizer_cuts_and_reports_each_cut():
+    cuts = []
+    tok = CappedTokenizer(WordHashTokenizer(4096), 5, lambda text, n: cuts.append((text, n)))
+    assert tok.encode('lift') == WordHashTokenizer(4096).encode('lift') and cuts == []
+    long = 'lift the red cube onto the blue plate'
+    assert tok.encode(long) == WordHashTokenizer(4096).encode(long)[:5]
+    assert cuts == [(long, 9)]
+    assert (tok.pad_id, tok.vocab_size) == (0, 4096)  # the inner tokenizer shows through
+    with pytest.raises(ValueError, match='max_len=0'):
+        CappedTokenizer(WordHashTokenizer(4096), 0, print)
 
 
 def test_hf_tokenizer_from_a_local_file(tmp_path):

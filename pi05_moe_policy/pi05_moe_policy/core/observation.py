@@ -26,8 +26,10 @@ KIND_ENCODINGS = {
 }
 
 
-def check_image_header(msg: Any, kind: str, topic: str, min_size: int) -> None:
-    """Raise ``ImageCodecError`` (naming topic and encoding) for an image the camera can't use."""
+def check_image_header(msg: Any, kind: str, topic: str, min_size: int,
+                       max_size: int | None = None) -> None:
+    """Raise ``ImageCodecError`` (naming topic and encoding) for an image the camera can't use:
+    unknown or unfit encoding, a side below ``min_size`` or above ``max_size`` pixels."""
     lookup(msg.encoding, topic)
     if msg.encoding not in KIND_ENCODINGS[kind]:
         raise ImageCodecError(
@@ -37,6 +39,10 @@ def check_image_header(msg: Any, kind: str, topic: str, min_size: int) -> None:
         raise ImageCodecError(
             f'{topic}: {msg.encoding} image of {msg.width}x{msg.height} is smaller than '
             f'min_image_size {min_size}')
+    if max_size is not None and (msg.width > max_size or msg.height > max_size):
+        raise ImageCodecError(
+            f'{topic}: {msg.encoding} image of {msg.width}x{msg.height} is larger than '
+            f'max_image_size {max_size}')
 
 
 def decode_image(msg: Any, kind: str, topic: str) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 
@@ -60,3 +61,28 @@ class RateLimitedLog:
         """Occurrences summed over the keys that satisfy ``predicate``."""
         with self._lock:
             return sum(n for key, n in self.counts.items() if predicate(key))
+
+
+class FirstSeen:
+    """``first(key)`` is True the first time ``key`` comes, among the last ``capacity`` keys.
+
+    For "say it once" messages keyed by what a user sends (a prompt, a set of joint names): the
+    memory stays bounded however many distinct keys a fuzzer or a chatty operator sends.
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        if capacity < 1:
+            raise ValueError(f'FirstSeen.capacity={capacity!r}: expected an int >= 1')
+        self._capacity = capacity
+        self._seen: OrderedDict[Hashable, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first(self, key: Hashable) -> bool:
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return False
+            self._seen[key] = None
+            if len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
+            return True

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pi05_moe_policy import topics
 from pi05_moe_policy.core.ensembler import EnsemblerConfig
+from pi05_moe_policy.core.input_checks import InputCheckConfig
 from pi05_moe_policy.core.safety import SafetyConfig
 from pi05_moe_policy.core.snapshot import SnapshotConfig
 from pi05_moe_policy.params import check, param
@@ -25,7 +26,7 @@ def _check_topic(cfg: object, name: str) -> None:
 
 
 @dataclass
-class PolicyNodeConfig(SnapshotConfig):
+class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
     """policy_node: cameras + joint states + prompt -> ActionChunk + RoutingWeights."""
 
     checkpoint: str = param('', 'Required. A checkpoint directory (Policy.save), or '
@@ -60,7 +61,10 @@ class PolicyNodeConfig(SnapshotConfig):
     diagnostics_period: float = param(1.0, 'Seconds between /diagnostics messages.')
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        SnapshotConfig.__post_init__(self)
+        InputCheckConfig.__post_init__(self)
+        check(self.max_image_size >= self.min_image_size, self, 'max_image_size',
+              f'a size >= min_image_size ({self.min_image_size})')
         for name in ('joint_states_topic', 'prompt_topic', 'action_chunk_topic',
                      'routing_topic', 'diagnostics_topic'):
             _check_topic(self, name)
