@@ -4,7 +4,9 @@ Publishes (sensor-data QoS unless noted):
   /l515/color/image_raw rgb8, /l515/depth/image_rect_raw 16UC1 mm, /wrist/image_raw rgb8,
   /thermal/image_raw mono16 centi-K (+ /thermal/image_color rgb8 preview), each with CameraInfo
   on the sibling `camera_info` topic;
-  /joint_states every control period; /clock (sim time, monotonic across episodes);
+  /joint_states every control period, reliable (as ros2_control's joint_state_broadcaster: a
+  default subscriber such as rqt gets it, and best-effort ones like policy_node match too);
+  /clock (sim time, monotonic across episodes);
   /pi05_moe/prompt and /sim/success (reliable, transient-local, depth 1) on change.
 Subscribes (reliable): /arm_controller/commands (Float64MultiArray, joint order of
   /joint_states) and /arm_controller/joint_trajectory (JointTrajectory; first point).
@@ -21,6 +23,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, Header, String
@@ -39,6 +42,12 @@ from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
 from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.nodes.ros_params import declare_config
+
+# /joint_states as joint_state_broadcaster publishes it (rclcpp::SystemDefaultsQoS: reliable,
+# volatile, keep last 10), not sensor-data QoS: a reliable (default) subscriber would get nothing.
+JOINT_STATES_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                              reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE)
 
 # stream -> (camera, image topic, info topic, encoding, frame id); names as the real drivers'.
 STREAMS = {
@@ -87,7 +96,7 @@ class SimNode(Node):
         self._infos = {camera: from_intrinsics(**dataclasses.asdict(self.robot.intrinsics(camera)),
                                                camera_name=camera)
                        for camera in CAMERAS}
-        self._joint_pub = self.create_publisher(JointState, '/joint_states', qos.SENSOR)
+        self._joint_pub = self.create_publisher(JointState, '/joint_states', JOINT_STATES_QOS)
         self._clock_pub = self.create_publisher(ClockMsg, '/clock', qos.CLOCK)
         self._prompt_pub = self.create_publisher(String, '/pi05_moe/prompt', qos.PROMPT)
         # Latched like the prompt: a late subscriber still learns the current outcome.
