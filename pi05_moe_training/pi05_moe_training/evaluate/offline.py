@@ -200,7 +200,7 @@ def episode_lengths(frames: Any) -> list[int]:
 def run_policy(policy: Any, frames: Any, pairs: list[tuple[int, int]], cfg: EvalConfig
                ) -> EvalRecord:
     """Infer at every (episode, frame) of ``pairs`` and collect the results."""
-    from tqdm import tqdm
+    from pi05_moe_training.progress import progress as tqdm
 
     starts = np.cumsum([0, *episode_lengths(frames)])  # (episodes + 1,) first dataset index
     shape = (policy.action_horizon, policy.config.action_dim)
