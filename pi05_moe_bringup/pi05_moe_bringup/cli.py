@@ -40,12 +40,24 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def version() -> str:
+    """The installed version of pi05_moe (the bringup package's, which matches the others')."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed('pi05_moe_bringup')
+    except PackageNotFoundError:  # a source tree on PYTHONPATH without its egg-info
+        return 'unknown (not installed)'
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='pi05-moe',
         description='pi05_moe: PI0.5 camera-MoE policy on ROS 2. `pi05-moe <command> --help` '
                     'explains each command.',
     )
+    parser.add_argument('--version', action='version', version=f'pi05-moe {version()}')
     sub = parser.add_subparsers(dest='command', metavar='<command>', required=True)
     for name, (_, summary) in SUBCOMMANDS.items():
         sub.add_parser(name, help=summary, add_help=False)

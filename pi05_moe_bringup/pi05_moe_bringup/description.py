@@ -53,6 +53,7 @@ Two things are generated from a :class:`GraphSpec`: the launch description
 from __future__ import annotations
 
 import re
+import signal
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -369,13 +370,64 @@ def executable_path(node: NodeSpec) -> Path:
     return path
 
 
+# ---------------------------------------------------------------------------------- exits
+
+def resolve_executables(nodes: list[NodeSpec]) -> dict[str, Path]:
+    """Every node's executable (:func:`executable_path`), all resolved before anything starts.
+
+    ``FileNotFoundError`` names every node whose package or executable is missing, on one line,
+    so that a launch never starts half a graph (drivers holding /dev/video* without a policy).
+    """
+    found, missing = {}, []
+    for node in nodes:
+        try:
+            found[node.name] = executable_path(node)
+        except FileNotFoundError as exc:
+            missing.append(str(exc))
+    if missing:
+        raise FileNotFoundError('; '.join(missing) + '; nothing was started')
+    return found
+
+
+def exit_outcome(node: NodeSpec, code: int) -> str:
+    """What a process's exit with ``code`` does to the graph (``pi05-moe up`` and launch alike).
+
+    ``'respawn'``: restart it; ``'finished'``: the graph ends normally (exit code 0);
+    ``'failed'``: the graph stops with exit code 1.
+    """
+    if node.on_exit == 'respawn':
+        return 'respawn'
+    if node.on_exit == 'shutdown' and code == 0:
+        return 'finished'
+    return 'failed'
+
+
+def describe_exit(code: int) -> str:
+    """``exited with code 3`` / ``was killed by SIGKILL`` (a negative code is a signal)."""
+    if code >= 0:
+        return f'exited with code {code}'
+    try:
+        return f'was killed by {signal.Signals(-code).name}'
+    except ValueError:
+        return f'was killed by signal {-code}'
+
+
+class GraphFailedError(RuntimeError):
+    """A node whose ``on_exit`` is ``fail`` ended: the launch stops with a failure status."""
+
+
 # ---------------------------------------------------------------------------------- launch
 
 def to_launch_description(graph: GraphSpec):
     """A ``launch.LaunchDescription`` running ``graph`` (imports launch/launch_ros lazily).
 
-    Declares one launch argument per graph argument plus ``use_sim_time``; the nodes are chosen
-    at launch time by :func:`select`, the same function the runner uses.
+    Declares one launch argument per graph argument plus ``use_sim_time`` (the same names as
+    ``pi05-moe up --arg`` and ``--use-sim-time``); the nodes are chosen at launch time by
+    :func:`select`, the same function the runner uses, and every executable is resolved
+    (:func:`resolve_executables`) before the first process starts. A node that fails
+    (:func:`exit_outcome`) raises :class:`GraphFailedError`, which launch reports on one line
+    (``Caught exception in launch ...``) before it stops the graph and exits 1, as
+    ``pi05-moe up`` does; plain ``Shutdown`` actions would end the launch with 0.
     """
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -394,29 +446,44 @@ def to_launch_description(graph: GraphSpec):
     def actions(context):
         values = {name: LaunchConfiguration(name).perform(context) for name in graph.arguments}
         sim = LaunchConfiguration('use_sim_time').perform(context).lower() in ('true', '1')
+        nodes = select(graph, resolve_arguments(graph, values))
+        exes = resolve_executables(nodes)  # all of them, before any process starts
         # The same params files as the runner's (launch_ros would re-parse string values of a
         # dict as YAML: '' and 'true' would change type). Left behind, as launch_ros does.
         tmp = Path(tempfile.mkdtemp(prefix=f'pi05_moe_{graph.path.stem}_'))
-        return [_launch_action(node, tmp, uses_sim_time(graph, node, sim))
-                for node in select(graph, resolve_arguments(graph, values))]
+        return [_launch_action(node, exes[node.name], tmp, uses_sim_time(graph, node, sim))
+                for node in nodes]
 
     return LaunchDescription([*declared, OpaqueFunction(function=actions)])
 
 
-def _launch_action(node: NodeSpec, tmp: Path, use_sim_time: bool):
+def _on_exit(node: NodeSpec):
+    """The launch action run when ``node``'s process ends (``on_exit`` fail or shutdown)."""
+    from launch.actions import OpaqueFunction, Shutdown
+
+    def handle(context):
+        if context.is_shutdown:  # Ctrl-C or another node's exit: the graph is stopping anyway
+            return None
+        code = context.locals.event.returncode
+        if exit_outcome(node, code) == 'finished':
+            return [Shutdown(reason=f'{node.name} finished')]
+        raise GraphFailedError(f'{node.name} {describe_exit(code)} (on_exit: {node.on_exit}); '
+                          'stopping the graph')
+
+    return OpaqueFunction(function=handle)
+
+
+def _launch_action(node: NodeSpec, exe: Path, tmp: Path, use_sim_time: bool):
     """One launch_ros ``Node`` (or ``ExecuteProcess`` for a plain process)."""
-    from launch.actions import ExecuteProcess, Shutdown
+    from launch.actions import ExecuteProcess
     from launch_ros.actions import Node
 
     common = dict(output='screen', additional_env=dict(node.env) or None,
                   respawn=node.on_exit == 'respawn', respawn_delay=node.respawn_delay_s)
-    if node.on_exit == 'fail':
-        common['on_exit'] = [Shutdown(reason=f'{node.name} exited')]
-    elif node.on_exit == 'shutdown':
-        common['on_exit'] = [Shutdown(reason=f'{node.name} finished')]
+    if node.on_exit != 'respawn':
+        common['on_exit'] = [_on_exit(node)]
     if not node.ros_args:
-        return ExecuteProcess(cmd=[str(executable_path(node)), *node.arguments],
-                              name=node.name, **common)
+        return ExecuteProcess(cmd=[str(exe), *node.arguments], name=node.name, **common)
     return Node(package=node.package, executable=node.executable, name=node.name,
                 parameters=[str(write_params_file(node, tmp)), {'use_sim_time': use_sim_time}],
                 remappings=list(node.remaps), arguments=list(node.arguments), **common)

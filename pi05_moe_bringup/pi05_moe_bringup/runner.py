@@ -36,10 +36,13 @@ from pi05_moe_bringup.description import (
     GraphError,
     GraphSpec,
     NodeSpec,
+    describe_exit,
     executable_path,
+    exit_outcome,
     load_graph,
     params_yaml,
     resolve_arguments,
+    resolve_executables,
     ros_arguments,
     select,
     share_config,
@@ -88,8 +91,11 @@ def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix='pi05_moe_up_') as tmp:
         try:
             graph = load_graph(_config_path(args.config))
+            nodes = _choose(graph, args)
+            if not args.dry_run:
+                resolve_executables(nodes)  # every missing one named, before anything starts
             plans = [_plan(graph, node, Path(tmp), args.use_sim_time or None, out, args.dry_run)
-                     for node in _choose(graph, args)]
+                     for node in nodes]
         except (GraphError, FileNotFoundError, KeyError, ValueError) as exc:
             out.line('up', f'error: {exc.args[0] if isinstance(exc, KeyError) else exc}')
             return 2
@@ -247,15 +253,6 @@ class _Child:
             self.proc.stdout.close()
 
 
-def _describe(code: int) -> str:
-    if code >= 0:
-        return f'exited with code {code}'
-    try:
-        return f'was killed by {signal.Signals(-code).name}'
-    except ValueError:
-        return f'was killed by signal {-code}'
-
-
 class _Supervisor:
     """Starts the plans, watches them, and stops them all (see the module docstring)."""
 
@@ -301,19 +298,19 @@ class _Supervisor:
                 code = child.proc.poll()
                 if code is None or child.name in self.respawn_at:
                     continue
-                on_exit = child.plan.node.on_exit
-                if on_exit == 'respawn':
+                outcome = exit_outcome(child.plan.node, code)
+                if outcome == 'respawn':
                     delay = child.plan.node.respawn_delay_s
-                    self.out.line('up', f'{child.name} {_describe(code)}; respawning in '
+                    self.out.line('up', f'{child.name} {describe_exit(code)}; respawning in '
                                   f'{delay:g} s')
                     child.close()
                     self.respawn_at[child.name] = now + delay
-                elif on_exit == 'shutdown' and code == 0:
+                elif outcome == 'finished':
                     self.out.line('up', f'{child.name} finished; stopping the graph')
                     return 0
                 else:
-                    self.out.line('up', f'error: {child.name} {_describe(code)}; stopping the '
-                                  'graph')
+                    self.out.line('up', f'error: {child.name} {describe_exit(code)}; stopping '
+                                  'the graph')
                     return 1
             time.sleep(0.05)
         self.out.line('up', 'interrupted; stopping the graph')
@@ -335,7 +332,7 @@ class _Supervisor:
                 child.signal(sig)
             self._wait(left, wait, self.signals)
         for child in running:
-            self.out.line('up', f'{child.name} {_describe(child.proc.wait())}')
+            self.out.line('up', f'{child.name} {describe_exit(child.proc.wait())}')
         for child in self.children.values():
             child.close()
 

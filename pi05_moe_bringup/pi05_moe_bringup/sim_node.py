@@ -4,7 +4,9 @@ Publishes (sensor-data QoS unless noted):
   /l515/color/image_raw rgb8, /l515/depth/image_rect_raw 16UC1 mm, /wrist/image_raw rgb8,
   /thermal/image_raw mono16 centi-K (+ /thermal/image_color rgb8 preview), each with CameraInfo
   on the sibling `camera_info` topic;
-  /joint_states every control period; /clock (sim time, monotonic across episodes);
+  /joint_states every control period, reliable (as ros2_control's joint_state_broadcaster: a
+  default subscriber such as rqt gets it, and best-effort ones like policy_node match too);
+  /clock (sim time, monotonic across episodes);
   /pi05_moe/prompt and /sim/success (reliable, transient-local, depth 1) on change.
 Subscribes (reliable): /arm_controller/commands (Float64MultiArray, joint order of
   /joint_states) and /arm_controller/joint_trajectory (JointTrajectory; first point).
@@ -88,7 +90,7 @@ class SimNode(Node):
         self._infos = {camera: from_intrinsics(**dataclasses.asdict(self.robot.intrinsics(camera)),
                                                camera_name=camera)
                        for camera in CAMERAS}
-        self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR)
+        self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, qos.JOINT_STATES)
         self._clock_pub = self.create_publisher(ClockMsg, topics.CLOCK, qos.CLOCK)
         self._prompt_pub = self.create_publisher(String, topics.PROMPT, qos.PROMPT)
         # Latched like the prompt: a late subscriber still learns the current outcome.

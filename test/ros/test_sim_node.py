@@ -19,6 +19,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
@@ -43,7 +44,10 @@ class Probe(Node):
             self._sub(Image, topic, qos.SENSOR)
         for topic in INFO_TOPICS.values():
             self._sub(CameraInfo, topic, qos.SENSOR)
-        self._sub(JointState, '/joint_states', qos.SENSOR)
+        self._sub(JointState, '/joint_states', qos.SENSOR)  # as policy_node and the executor
+        # A default-QoS subscriber (reliable, depth 10), as rqt or robot_state_publisher's.
+        self.default_joints = []
+        self.create_subscription(JointState, '/joint_states', self.default_joints.append, 10)
         self._sub(Clock, '/clock', qos.CLOCK)
         self._sub(String, '/pi05_moe/prompt', qos.PROMPT)
         self._sub(Bool, '/sim/success', qos.PROMPT)
@@ -107,6 +111,14 @@ def test_publishes_every_stream_in_the_driver_formats(ros):
     centi_k = np.frombuffer(bytes(thermal.data), np.uint16)
     assert 28000 < np.median(centi_k) < 31000  # room temperature, centi-kelvin
     assert probe.msgs['/joint_states'][-1].name == list(JOINT_NAMES)
+
+
+def test_joint_states_are_reliable_as_joint_state_broadcaster_publishes_them(ros):
+    sim, probe = ros
+    (info,) = probe.get_publishers_info_by_topic('/joint_states')
+    assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    probe.wait_for(lambda: len(probe.default_joints) >= 5 and probe.msgs['/joint_states'])
+    assert probe.default_joints[-1].name == list(JOINT_NAMES)
 
 
 def test_rates_follow_sim_time(ros):

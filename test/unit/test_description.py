@@ -18,15 +18,18 @@ from pi05_moe_bringup import runner
 from pi05_moe_bringup.description import (
     GraphError,
     executable_path,
+    exit_outcome,
     load_graph,
     params_document,
     resolve_arguments,
+    resolve_executables,
     ros_arguments,
     select,
     share_config,
     substitute,
     uses_sim_time,
 )
+from pi05_moe_policy.checkpoints import resolve_checkpoint
 from pi05_moe_policy.params import from_flat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +119,7 @@ def test_sim_runs_sim_policy_executor_on_the_sim_clock():
     assert [n.executable for n in nodes] == ['sim_node', 'policy_node', 'executor_node']
     clock = {n.name: uses_sim_time(graph, n) for n in nodes}
     assert clock == {'sim_node': False, 'policy_node': True, 'executor_node': True}
-    assert graph.node('policy_node').params['checkpoint'] == 'shipped:sim_small'
+    assert nodes[1].params['checkpoint'] == 'shipped:sim_small'
 
 
 @pytest.mark.parametrize(('driver', 'l515'), [('own', 'l515_camera_node'),
@@ -156,6 +159,54 @@ def test_replay_plays_the_bag_last_and_ends_the_graph_when_done():
     topics = replay.arguments[replay.arguments.index('--topics') + 1:]
     assert '/pi05_moe/action_chunk' not in topics and '/clock' not in topics
     assert graph.node('executor_node').params['enabled'] is False
+
+
+@pytest.mark.parametrize('name', GRAPHS)
+def test_the_policy_checkpoint_is_an_argument_of_every_graph(name):
+    """`ros2 launch ... checkpoint:=X` / `pi05-moe up --arg checkpoint=X` reach policy_node."""
+    graph = load_graph(CONFIG_DIR / f'{name}.yaml')
+    assert graph.node('policy_node').params['checkpoint'] == '${checkpoint}'
+    given = {**argument_values(graph), 'checkpoint': 'preset:tiny'}
+    (policy,) = [n for n in select(graph, resolve_arguments(graph, given))
+                 if n.name == 'policy_node']
+    assert policy.params['checkpoint'] == 'preset:tiny'
+
+
+@pytest.mark.parametrize('name', ['sim', 'replay'])
+def test_sim_and_replay_default_to_the_shipped_checkpoint(name):
+    """preset:tiny's joints (joint_0..13) match no recorded bag: its policy would never infer."""
+    default = load_graph(CONFIG_DIR / f'{name}.yaml').arguments['checkpoint'].default
+    assert default == 'shipped:sim_small'
+    assert (Path(resolve_checkpoint(default)) / 'model.safetensors').is_file()
+
+
+def test_robot_requires_its_checkpoint():
+    graph = load_graph(CONFIG_DIR / 'robot.yaml')
+    assert graph.arguments['checkpoint'].default is None
+
+
+@pytest.mark.parametrize(('on_exit', 'code', 'outcome'), [
+    ('fail', 0, 'failed'), ('fail', 1, 'failed'), ('fail', -9, 'failed'),
+    ('shutdown', 0, 'finished'), ('shutdown', 2, 'failed'), ('shutdown', -15, 'failed'),
+    ('respawn', 0, 'respawn'), ('respawn', 1, 'respawn'),
+])
+def test_exit_outcome_is_the_same_for_runner_and_launch(tmp_path, on_exit, code, outcome):
+    graph = load_graph(write(tmp_path, GOOD.replace('on_exit: shutdown', f'on_exit: {on_exit}')))
+    assert exit_outcome(graph.node('tool'), code) == outcome
+
+
+def test_every_missing_executable_is_named_on_one_line_before_anything_starts(tmp_path):
+    text = (GOOD.replace('package: pi05_moe_policy', 'package: no_such_pkg', 1)
+            .replace('executable: executor_node, use_sim_time', 'executable: nope, use_sim_time'))
+    graph = load_graph(write(tmp_path, text))
+    nodes = select(graph, resolve_arguments(graph, {'out': 'o'}))
+    with pytest.raises(FileNotFoundError) as info:
+        resolve_executables(nodes)
+    message = str(info.value)
+    assert '\n' not in message and message.endswith('nothing was started')
+    assert "first: package 'no_such_pkg' is not installed" in message
+    assert "second: package 'pi05_moe_policy' has no executable 'nope'" in message
+    assert set(resolve_executables(nodes[2:])) == {'tool'}
 
 
 # ---------------------------------------------------------------------------------- launch files

@@ -22,6 +22,7 @@ from matplotlib.image import imread
 
 from pi05_moe_bringup import cli
 from pi05_moe_policy import Policy
+from pi05_moe_policy.checkpoints import shipped_checkpoint
 from pi05_moe_training.bags.reader import find_bags
 from pi05_moe_training.dataset.convert import convert
 from pi05_moe_training.dataset.episodes import EpisodeDataset
@@ -248,6 +249,16 @@ def test_checkpoint_may_be_a_training_output(data, checkpoints, tmp_path):
                  '--warmup', '0')
     assert m['setup']['checkpoint'] == str(tmp_path / 'run' / 'checkpoint-30')
     assert m['latency_ms']['count'] == 2
+
+
+@pytest.mark.parametrize('spec', ['shipped:sim_small', 'preset:tiny'])
+def test_checkpoint_takes_every_form_the_nodes_take(data, tmp_path, one_thread, spec):
+    """`shipped:` and `preset:` as policy_node takes them (pi05_moe_policy.checkpoints)."""
+    m = run_eval([data['dataset']], spec, tmp_path / 'out', '--max-frames', '1',
+                 '--warmup', '0')
+    assert m['latency_ms']['count'] == 1
+    expected = str(shipped_checkpoint()) if spec.startswith('shipped:') else spec
+    assert m['setup']['checkpoint'] == expected
 
 
 def test_bad_inputs_exit_2_with_a_message(data, checkpoints, tmp_path, capsys):

@@ -67,6 +67,13 @@ def test_pi05_moe_cli_help_lists_every_subcommand():
         assert sub in out.stdout
 
 
+def test_pi05_moe_version_is_the_package_version():
+    out = subprocess.run(['pi05-moe', '--version'], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    version = ET.parse(ROOT / 'pi05_moe_bringup' / 'package.xml').getroot().findtext('version')
+    assert out.stdout.strip() == f'pi05-moe {version}'
+
+
 def test_ruff_lint_whole_repo():
     out = subprocess.run(['ruff', 'check', '--no-cache', str(ROOT)], capture_output=True,
                          text=True, cwd=ROOT, timeout=120)

@@ -239,7 +239,7 @@ def main(args: argparse.Namespace) -> int:
             return 2
     loop_cfg = LoopConfig(replan_steps=args.replan, max_steps=args.max_steps,
                           latency_s=args.latency_s, measure_latency=args.measure_latency)
-    from tqdm import tqdm
+    from pi05_moe_training.progress import progress as tqdm
 
     started = time.monotonic()
     with SimRobot(sim_cfg, render=args.checkpoint != EXPERT) as robot:

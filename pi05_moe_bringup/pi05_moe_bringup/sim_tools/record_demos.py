@@ -99,13 +99,12 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
     ``sim_config`` is a ``pi05_moe_bringup.sim.config.SimConfig`` (image sizes, rates, scene
     layout); its task and seed do not matter, episode i runs ``cfg``'s task i and seed + i.
     """
-    from tqdm import tqdm
-
     from pi05_moe_bringup.sim.config import SimConfig
     from pi05_moe_bringup.sim.expert import ScriptedExpert
     from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
     from pi05_moe_bringup.sim.schedule import RateSchedule
     from pi05_moe_bringup.sim.tasks import make_task
+    from pi05_moe_training.progress import progress as tqdm
 
     cfg = cfg or SimDemoConfig()
     sim_config = sim_config or SimConfig()  # every episode resets to its own task and seed

@@ -52,3 +52,13 @@ CLOCK = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT,
     durability=DurabilityPolicy.VOLATILE,
 )
+
+# /joint_states as joint_state_broadcaster publishes it (rclcpp::SystemDefaultsQoS: reliable,
+# volatile, keep last 10), not sensor-data QoS: a reliable (default) subscriber would get nothing
+# from a best-effort publisher. Best-effort subscribers (the policy, the executor) still match.
+JOINT_STATES = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)

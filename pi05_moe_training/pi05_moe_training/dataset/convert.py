@@ -300,7 +300,7 @@ def convert(bags: list[Path], out: str | Path, cfg: ConvertConfig | None = None,
     ``out`` must be absent or empty unless ``overwrite`` (then it is replaced). Bad bags and
     episodes are skipped and listed in the report with their reason.
     """
-    from tqdm import tqdm
+    from pi05_moe_training.progress import progress as tqdm
 
     cfg = cfg or ConvertConfig()
     out = Path(out)

@@ -6,7 +6,8 @@ and its action chunk is compared with the recorded future actions of that frame.
 Input: one dataset directory from `pi05-moe convert`, or bags (files, directories, directories
 of bags). Bags are converted with the converter (`--convert-config` takes its YAML) at the
 checkpoint's control rate into a temporary dataset, or into --convert-out to keep it.
---checkpoint is a `Policy.load` directory, or a `pi05-moe train` output (its `latest`).
+--checkpoint takes what the nodes take (a `Policy.load` directory, shipped:<name>, preset:<name>)
+and a `pi05-moe train` output (its `latest`).
 
 Writes into --out:
   metrics.json     setup, action_error (per joint MAE at horizons 1 and 10 and over the whole
@@ -66,8 +67,9 @@ PROG = 'pi05-moe eval'
 class EvalConfig:
     """Everything `pi05-moe eval` can be told (positional inputs aside)."""
 
-    checkpoint: str = param('', 'checkpoint directory (Policy.load) or a `pi05-moe train` '
-                                'output directory (its latest checkpoint)')
+    checkpoint: str = param('', 'checkpoint directory (Policy.load), shipped:<name>, '
+                                'preset:<name> (random weights), or a `pi05-moe train` output '
+                                'directory (its latest checkpoint)')
     out: str = param('', 'output directory for metrics.json, the PNGs and report.md')
     device: str = param('cpu', "torch device: 'cpu', 'cuda' or 'cuda:<index>'")
     num_steps: int = param(0, 'Euler steps of the flow (0 = the checkpoint\'s num_steps)')
@@ -107,12 +109,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------- inputs
-def resolve_checkpoint(path: str) -> Path:
-    """A Policy.load directory, or a training output whose ``latest`` checkpoint is used."""
+def resolve_checkpoint(spec: str) -> str:
+    """Every checkpoint form the nodes accept (``pi05_moe_policy.checkpoints``: a directory,
+    ``shipped:<name>``, ``preset:<name>``), or a training output whose ``latest`` is used."""
+    from pi05_moe_policy.checkpoints import resolve_checkpoint as resolve_spec
     from pi05_moe_training.train.checkpointing import resolve_run_checkpoint
 
     try:
-        return resolve_run_checkpoint(path)
+        spec = resolve_spec(spec)  # shipped:<name> -> its directory
+        return spec if spec.startswith('preset:') else str(resolve_run_checkpoint(spec))
     except ValueError as exc:
         raise EvalError(str(exc)) from None
 
@@ -195,7 +200,7 @@ def episode_lengths(frames: Any) -> list[int]:
 def run_policy(policy: Any, frames: Any, pairs: list[tuple[int, int]], cfg: EvalConfig
                ) -> EvalRecord:
     """Infer at every (episode, frame) of ``pairs`` and collect the results."""
-    from tqdm import tqdm
+    from pi05_moe_training.progress import progress as tqdm
 
     starts = np.cumsum([0, *episode_lengths(frames)])  # (episodes + 1,) first dataset index
     shape = (policy.action_horizon, policy.config.action_dim)
@@ -266,7 +271,7 @@ def evaluate(inputs: list[str], cfg: EvalConfig) -> dict[str, Any]:
     """Run the evaluation and write every output into ``cfg.out``; returns the metrics."""
     import torch
 
-    from pi05_moe_policy import Policy
+    from pi05_moe_policy.checkpoints import load_policy
     from pi05_moe_training.evaluate.plots import plot_all
     from pi05_moe_training.evaluate.report import write_report
 
@@ -275,7 +280,7 @@ def evaluate(inputs: list[str], cfg: EvalConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.num_threads)
     checkpoint = resolve_checkpoint(cfg.checkpoint)
     try:
-        policy = Policy.load(checkpoint, device=cfg.device)
+        policy = load_policy(checkpoint, device=cfg.device)
     except ValueError as exc:
         raise EvalError(str(exc)) from exc
     paths = [Path(p) for p in inputs]
@@ -289,6 +294,11 @@ def evaluate(inputs: list[str], cfg: EvalConfig) -> dict[str, Any]:
                 prefix='pi05_moe_eval_')))
             root = convert_bags(inputs, cfg, 1.0 / policy.control_period_s, workdir)
             converted = True
+        if checkpoint.startswith('preset:'):  # random weights, sized for the data's joints
+            from pi05_moe_training.dataset.episodes import EpisodeDataset
+
+            policy = load_policy(checkpoint, device=cfg.device,
+                                 joint_names=EpisodeDataset(root).action_names)
         try:
             frames = load_frames(root, policy)
         except (ValueError, FileNotFoundError) as exc:

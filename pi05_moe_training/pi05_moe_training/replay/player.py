@@ -335,7 +335,7 @@ class Player:
 
 def _progress_bar(play_start: int, end_ns: int):
     """A tqdm bar over the bag's seconds (restarted per loop) and the callback that advances it."""
-    from tqdm import tqdm
+    from pi05_moe_training.progress import progress as tqdm
 
     total = round(max(end_ns - play_start, 0) * 1e-9, 3)
     bar = tqdm(total=total, unit='s', desc='replay', dynamic_ncols=True, mininterval=0.2,
