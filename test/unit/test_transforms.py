@@ -4,25 +4,27 @@ import numpy as np
 import pytest
 import torch
 
-from pi05_moe_policy.model import make_config
+from pi05_moe_policy.policy_config import make_policy_config
 from pi05_moe_policy.transforms import (
     NormStats,
     Stats,
-    Transform,
     WordHashTokenizer,
     discretize_state,
     format_prompt,
     resize_with_pad,
     rgb_to_tensor,
+    make_transforms,
     thermal_to_tensor,
 )
 from pi05_moe_policy.transforms.tokenizer import HFTokenizer
 
 
 def make_transform(**overrides):
-    cfg = make_config('tiny', **overrides)
-    return Transform(cfg, NormStats.identity(cfg.robot_state_dim, cfg.robot_action_dim),
-                     WordHashTokenizer(cfg.vocab_size))
+    cfg = make_policy_config('tiny', **overrides)
+    d = cfg.data
+    return make_transforms(cfg.model, d, NormStats.identity(d.robot_state_dim,
+                                                            d.robot_action_dim),
+                           WordHashTokenizer(cfg.model.vocab_size))
 
 
 def test_resize_with_pad_keeps_aspect_and_pads_black():
@@ -103,7 +105,7 @@ def test_hf_tokenizer_from_a_local_file(tmp_path):
 
 def test_sample_and_collate_give_the_batch_keys():
     t = make_transform()
-    cfg = t.config
+    cfg = t.data_config
     images = {'wrist': np.zeros((480, 640, 3), np.uint8),
               'thermal': np.full((120, 160), 30000, np.uint16)}
     a = t.sample(images, np.zeros(14), 'lift the hot cube', actions=np.zeros((50, 14)),
@@ -125,10 +127,10 @@ def test_sample_and_collate_give_the_batch_keys():
 
 
 def test_norm_stats_validation_names_key():
-    cfg = make_config('tiny')
+    cfg = make_policy_config('tiny')
     bad = NormStats.identity(13, 14)
     with pytest.raises(ValueError, match=r'norm_stats\["state"\]\["q01"\].*14'):
-        Transform(cfg, bad, WordHashTokenizer(cfg.vocab_size))
+        make_transforms(cfg.model, cfg.data, bad, WordHashTokenizer(cfg.model.vocab_size))
     d = NormStats.identity(14, 14).to_dict()
     assert NormStats.from_dict(d).to_dict() == d
 
@@ -138,7 +140,7 @@ def test_delta_actions_are_relative_to_the_state_and_come_back_absolute():
     t = make_transform(robot_state_dim=3, robot_action_dim=3, delta_action_mask=mask)
     rng = np.random.default_rng(0)
     state = np.array([0.5, -1.0, 0.3], np.float32)
-    actions = rng.normal(size=(t.config.action_horizon, 3)).astype(np.float32)  # (H, 3)
+    actions = rng.normal(size=(t.model_config.action_horizon, 3)).astype(np.float32)  # (H, 3)
     img = {'wrist': np.zeros((8, 8, 3), np.uint8)}
     model = t.sample(img, state, 'lift', actions=actions)['actions'].numpy()  # (H, 32)
     # identity stats: normalised = x / (2 + 1e-6) * 2, close to x itself
@@ -156,7 +158,7 @@ def test_state_left_out_of_the_prompt_still_anchors_delta_actions():
     the delta-action offset still do; True (PI0.5's default) writes it into the prompt."""
     mask = [True, True, False]
     img = {'wrist': np.zeros((8, 8, 3), np.uint8)}
-    actions = np.zeros((make_config('tiny').action_horizon, 3), np.float32)  # (H, 3)
+    actions = np.zeros((make_policy_config('tiny').model.action_horizon, 3), np.float32)  # (H, 3)
     s0, s1 = np.zeros(3, np.float32), np.array([0.5, -0.5, 0.9], np.float32)
     blind = make_transform(robot_state_dim=3, robot_action_dim=3, delta_action_mask=mask,
                            state_in_prompt=False)
@@ -171,7 +173,7 @@ def test_state_left_out_of_the_prompt_still_anchors_delta_actions():
     assert int(seen.sample(img, s0, 'lift')['token_mask'].sum()) > int(
         blind.sample(img, s0, 'lift')['token_mask'].sum())
     with pytest.raises(ValueError, match="state_in_prompt='no': expected true or false"):
-        make_config('tiny', state_in_prompt='no')
+        make_policy_config('tiny', state_in_prompt='no')
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -182,4 +184,4 @@ def test_state_left_out_of_the_prompt_still_anchors_delta_actions():
 ])
 def test_delta_action_mask_is_validated(overrides, message):
     with pytest.raises(ValueError, match=f'delta_action_mask=.*{message}'):
-        make_config('tiny', **overrides)
+        make_policy_config('tiny', **overrides)
