@@ -11,9 +11,9 @@ from pi05_moe_policy.transforms import (
     WordHashTokenizer,
     discretize_state,
     format_prompt,
+    make_transforms,
     resize_with_pad,
     rgb_to_tensor,
-    make_transforms,
     thermal_to_tensor,
 )
 from pi05_moe_policy.transforms.tokenizer import HFTokenizer
