@@ -26,9 +26,9 @@ from pi05_moe_policy.model import Pi05Model, make_config
 
 def make_batch(cfg, b: int, tokens: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    c = len(cfg.camera_names)
+    c = 1 + cfg.num_experts  # the base camera and the experts
     s = cfg.image_size
-    n = cfg.max_token_len
+    n = tokens  # the prompt fills the whole token window
     mask = torch.zeros(b, n, dtype=torch.bool)
     mask[:, :tokens] = True
     return {
@@ -127,13 +127,13 @@ def main() -> None:
           f'median of {args.iters}')
     models, batches = {}, {}
     for variant, moe in (('fused', True), ('concat', False)):
-        cfg = make_config(args.preset, use_camera_moe=moe, max_token_len=args.tokens)
+        cfg = make_config(args.preset, use_camera_moe=moe)
         torch.manual_seed(0)
         models[variant] = Pi05Model(cfg).eval()
         batches[variant] = make_batch(cfg, 1, args.tokens)
         params = sum(p.numel() for p in models[variant].parameters())
-        prefix_len = (1 if moe else len(cfg.camera_names)) * cfg.num_image_tokens + args.tokens
-        print(f'{variant}: {params / 1e6:.2f}M params, {len(cfg.camera_names)} cameras, '
+        prefix_len = (1 if moe else (1 + cfg.num_experts)) * cfg.num_image_tokens + args.tokens
+        print(f'{variant}: {params / 1e6:.2f}M params, {(1 + cfg.num_experts)} cameras, '
               f'prefix {prefix_len} tokens')
     results = {}
     for dt_name in args.dtypes.split(','):
@@ -165,9 +165,9 @@ def main() -> None:
         print(f'\nanalytic GFLOPs per chunk (batch 1, {args.tokens}-token prompt, '
               f'{args.steps} steps):')
     for preset in presets:
-        f = count_flops(make_config(preset, use_camera_moe=True, max_token_len=args.tokens),
+        f = count_flops(make_config(preset, use_camera_moe=True),
                         args.tokens, args.steps)
-        c = count_flops(make_config(preset, use_camera_moe=False, max_token_len=args.tokens),
+        c = count_flops(make_config(preset, use_camera_moe=False),
                         args.tokens, args.steps)
         print(f'  {preset:9s} fused {f["total"] / 1e9:8.1f} (vision {f["vision"] / 1e9:.1f}, '
               f'prefix {f["prefix"] / 1e9:.1f}, step {f["step"] / 1e9:.2f}) | concat '

@@ -38,6 +38,22 @@ def check(ok: bool, obj: Any, name: str, expected: str) -> None:
         )
 
 
+def strict_from_dict(cls: type, data: Any) -> Any:
+    """``cls(**data)`` for a dataclass ``cls``, refusing keys it has no field for.
+
+    Unknown keys raise ``ValueError('<Class>: unknown fields [...]; known fields: [...]')``, so a
+    typo in a JSON/YAML config never passes silently. Validation is the class's own
+    ``__post_init__``.
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f'{cls.__name__}: expected a dict of fields, got {type(data).__name__}')
+    known = sorted(f.name for f in dataclasses.fields(cls) if f.init)
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f'{cls.__name__}: unknown fields {unknown}; known fields: {known}')
+    return cls(**data)
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One flat parameter of a config class."""

@@ -7,8 +7,10 @@
     out['routing']   # {expert_camera: weight}, sums to 1 ({} when use_camera_moe=False)
     out['timing']    # ms per stage
 
-A checkpoint directory holds ``config.json``, ``model.safetensors``, ``norm_stats.json`` and the
-tokenizer (``tokenizer_spec.json`` [+ ``tokenizer_hf.json``]).  Nothing is fetched from a network.
+A checkpoint directory holds ``config.json`` (format ``pi05_moe/2``: the ``model`` and ``data``
+configs; the older flat ``pi05_moe/1`` is migrated on load), ``model.safetensors``,
+``norm_stats.json`` and the tokenizer (``tokenizer_spec.json`` [+ ``tokenizer_hf.json``]).
+Nothing is fetched from a network.
 """
 
 from __future__ import annotations
@@ -22,13 +24,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from pi05_moe_policy.model.config import ModelConfig, make_config
+from pi05_moe_policy.model.config import ModelConfig
 from pi05_moe_policy.model.pi05 import Pi05Model
+from pi05_moe_policy.policy_config import (
+    PolicyConfig,
+    checkpoint_meta,
+    config_from_checkpoint,
+    make_policy_config,
+)
+from pi05_moe_policy.transforms.data_config import DataConfig
 from pi05_moe_policy.transforms.normalize import NormStats
-from pi05_moe_policy.transforms.pipeline import Transform
+from pi05_moe_policy.transforms.pipeline import make_transforms
 from pi05_moe_policy.transforms.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 
-CHECKPOINT_FORMAT = 'pi05_moe/1'
 _MAX_LISTED = 20
 
 
@@ -93,21 +101,26 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
 class Policy:
     """Transforms + ``Pi05Model`` + normalisation stats + tokenizer, behind ``infer``/``reset``.
 
-    Attributes for robot adapters: ``config``, ``base_camera``, ``expert_cameras``,
-    ``camera_names``, ``thermal_cameras``, ``robot_state_dim``, ``robot_action_dim``,
-    ``action_horizon``, ``joint_names`` (tuple or None), ``control_period_s``, ``device``,
-    ``dtype``.  For training: ``model``, ``transform`` (``sample``/``collate``), ``compute_loss``.
+    Attributes for robot adapters: ``config`` (a ``PolicyConfig``: ``.model`` the network,
+    ``.data`` cameras/robot/prompt; also ``model_config`` and ``data_config``),
+    ``base_camera``, ``expert_cameras``, ``camera_names``, ``thermal_cameras``,
+    ``robot_state_dim``, ``robot_action_dim``, ``action_horizon``, ``joint_names`` (tuple or
+    None), ``control_period_s``, ``device``, ``dtype``.  For training: ``model``,
+    ``transform`` (``make_transforms``: ``sample``/``collate``), ``compute_loss``.
     """
 
-    def __init__(self, model: Pi05Model, norm_stats: NormStats, tokenizer: Any, seed: int = 0):
+    def __init__(self, model: Pi05Model, data_config: DataConfig, norm_stats: NormStats,
+                 tokenizer: Any, seed: int = 0):
+        PolicyConfig(model.config, data_config)  # the two must fit each other
         self.model = model.eval()
+        self.data_config = data_config
         self.norm_stats = norm_stats
         self.tokenizer = tokenizer
         self.seed = int(seed)
-        self.transform = Transform(model.config, norm_stats, tokenizer)
+        self.transform = make_transforms(model.config, data_config, norm_stats, tokenizer)
         if tokenizer.vocab_size > model.config.vocab_size:
             raise ValueError(f'tokenizer vocab ({tokenizer.vocab_size}) exceeds '
-                             f'config.vocab_size={model.config.vocab_size}')
+                             f'ModelConfig.vocab_size={model.config.vocab_size}')
         self._generator = torch.Generator().manual_seed(self.seed)
 
     # ------------------------------------------------------------------ construction
@@ -115,26 +128,30 @@ class Policy:
     def from_preset(cls, name: str, seed: int = 0, norm_stats: Any = None,
                     device: str | torch.device = 'cpu', dtype: Any = None,
                     num_threads: int | str | None = None, **config_overrides: Any) -> Policy:
-        """Random init of a preset (``tiny``, ``small``, ``pi05_base``) with config overrides.
-        Norm stats default to the identity (q01=-1, q99=1).  ``num_threads``: see
-        ``set_torch_threads`` (None leaves torch's setting alone)."""
-        cfg = make_config(name, **config_overrides)
+        """Random init of a preset (``tiny``, ``small``, ``pi05_base``) with config overrides:
+        flat ModelConfig or DataConfig field names, each routed to its config (an unknown
+        name raises ValueError).  Norm stats default to the identity (q01=-1, q99=1).
+        ``num_threads``: see ``set_torch_threads`` (None leaves torch's setting alone)."""
+        cfg = make_policy_config(name, **config_overrides)
         return cls.from_config(cfg, seed=seed, norm_stats=norm_stats, device=device,
                                dtype=dtype, num_threads=num_threads)
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig, seed: int = 0, norm_stats: Any = None,
+    def from_config(cls, cfg: PolicyConfig, seed: int = 0, norm_stats: Any = None,
                     device: str | torch.device = 'cpu', dtype: Any = None,
                     num_threads: int | str | None = None) -> Policy:
+        """Random init of ``cfg`` (a ``PolicyConfig``), seeded."""
         set_torch_threads(num_threads)
-        stats = (NormStats.identity(cfg.robot_state_dim, cfg.robot_action_dim)
+        data = cfg.data
+        stats = (NormStats.identity(data.robot_state_dim, data.robot_action_dim)
                  if norm_stats is None else NormStats.from_dict(norm_stats))
-        stats.validate(cfg.robot_state_dim, cfg.robot_action_dim)
-        tokenizer = build_tokenizer(cfg.tokenizer_type, cfg.vocab_size, cfg.tokenizer_path)
+        stats.validate(data.robot_state_dim, data.robot_action_dim)
+        tokenizer = build_tokenizer(data.tokenizer_type, cfg.model.vocab_size,
+                                    data.tokenizer_path)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = Pi05Model(cfg)
-        policy = cls(model, stats, tokenizer, seed=seed)
+            model = Pi05Model(cfg.model)
+        policy = cls(model, data, stats, tokenizer, seed=seed)
         return policy.to(device=device, dtype=_resolve_dtype(dtype))
 
     @classmethod
@@ -149,19 +166,16 @@ class Policy:
         for f in ('config.json', 'model.safetensors', 'norm_stats.json'):
             if not (d / f).is_file():
                 raise ValueError(f'checkpoint {str(d)!r} is missing {f}')
-        meta = json.loads((d / 'config.json').read_text())
-        if meta.get('format') != CHECKPOINT_FORMAT:
-            raise ValueError(f'{d / "config.json"}: format {meta.get("format")!r}, expected '
-                             f'{CHECKPOINT_FORMAT!r}')
-        cfg = ModelConfig.from_dict(meta['config'])
+        cfg = config_from_checkpoint(json.loads((d / 'config.json').read_text()),
+                                     str(d / 'config.json'))
         stats = NormStats.load(d / 'norm_stats.json')
         tokenizer = load_tokenizer(d)
         state = load_file(str(d / 'model.safetensors'))
         with torch.random.fork_rng(devices=[]):
-            model = Pi05Model(cfg)
+            model = Pi05Model(cfg.model)
         check_state_dict(model, state)
         model.load_state_dict(state)
-        policy = cls(model, stats, tokenizer, seed=seed)
+        policy = cls(model, cfg.data, stats, tokenizer, seed=seed)
         return policy.to(device=device, dtype=_resolve_dtype(dtype))
 
     def save(self, path: str | Path, weights_dtype: Any = None) -> Path:
@@ -172,7 +186,7 @@ class Policy:
         store = _resolve_dtype(weights_dtype)
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
-        meta = {'format': CHECKPOINT_FORMAT, 'config': self.config.to_dict()}
+        meta = checkpoint_meta(self.config)
         (d / 'config.json').write_text(json.dumps(meta, indent=1))
         state = {k: (v.to(store) if store is not None and v.is_floating_point() else v)
                  .detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
@@ -188,12 +202,18 @@ class Policy:
     def set_noise_scale(self, noise_scale: float) -> Policy:
         """Change the sampling temperature (``ModelConfig.noise_scale``, validated); saved with
         the checkpoint."""
-        self.model.config = self.config.replace(noise_scale=noise_scale)
+        self.model.config = self.model_config.replace(noise_scale=noise_scale)
         return self
 
     # ------------------------------------------------------------------ description
     @property
-    def config(self) -> ModelConfig:
+    def config(self) -> PolicyConfig:
+        """Both configs (a fresh object each time: change the network's with
+        ``set_noise_scale``)."""
+        return PolicyConfig(self.model.config, self.data_config)
+
+    @property
+    def model_config(self) -> ModelConfig:
         return self.model.config
 
     @property
@@ -206,39 +226,39 @@ class Policy:
 
     @property
     def base_camera(self) -> str:
-        return self.config.base_camera
+        return self.data_config.base_camera
 
     @property
     def expert_cameras(self) -> tuple[str, ...]:
-        return self.config.expert_cameras
+        return self.data_config.expert_cameras
 
     @property
     def camera_names(self) -> tuple[str, ...]:
-        return self.config.camera_names
+        return self.data_config.camera_names
 
     @property
     def thermal_cameras(self) -> tuple[str, ...]:
-        return self.config.thermal_cameras
+        return self.data_config.thermal_cameras
 
     @property
     def robot_state_dim(self) -> int:
-        return self.config.robot_state_dim
+        return self.data_config.robot_state_dim
 
     @property
     def robot_action_dim(self) -> int:
-        return self.config.robot_action_dim
+        return self.data_config.robot_action_dim
 
     @property
     def action_horizon(self) -> int:
-        return self.config.action_horizon
+        return self.model_config.action_horizon
 
     @property
     def joint_names(self) -> tuple[str, ...] | None:
-        return self.config.joint_names
+        return self.data_config.joint_names
 
     @property
     def control_period_s(self) -> float:
-        return self.config.control_period_s
+        return self.data_config.control_period_s
 
     def fake_obs(self, seed: int = 0, height: int = 240, width: int = 320,
                  prompt: str = 'lift the hot cube') -> dict[str, Any]:
@@ -272,9 +292,9 @@ class Policy:
         {expert: weight}, timing {stage: ms}.
         """
         t0 = time.perf_counter()
-        cfg = self.config
-        images, state, prompt = self.transform.check_obs(obs)
-        sample = self.transform.sample(images, state, prompt)
+        cfg = self.model_config
+        raw = self.transform.check_obs(obs)  # checked images, state (robot units), prompt
+        sample = self.transform.inputs(raw)
         dev = self.device
         batch = {k: v[None].to(dev) for k, v in sample.items()}
         shape = (1, cfg.action_horizon, cfg.action_dim)
@@ -296,11 +316,11 @@ class Policy:
         finally:
             self.model.train(was_training)
         t2 = time.perf_counter()
-        out = self.transform.unnormalize_actions(actions[0].float().cpu().numpy(), state)
+        out = self.transform.unnormalize_actions(actions[0].float().cpu().numpy(), raw['state'])
         routing = {}
         if info['routing_weights'] is not None:
             w = info['routing_weights'][0].cpu().tolist()
-            routing = dict(zip(cfg.expert_cameras, (float(x) for x in w)))
+            routing = dict(zip(self.expert_cameras, (float(x) for x in w)))
         t3 = time.perf_counter()
         timing = {'transform': (t1 - t0) * 1e3, **info['timing'], 'model': (t2 - t1) * 1e3,
                   'postprocess': (t3 - t2) * 1e3, 'total': (t3 - t0) * 1e3}

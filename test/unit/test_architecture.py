@@ -26,6 +26,7 @@ ROSDEP_KEYS = {
 ROS_FREE = (
     'pi05_moe_policy.model', 'pi05_moe_policy.transforms', 'pi05_moe_policy.core',
     'pi05_moe_policy.params', 'pi05_moe_policy.topics', 'pi05_moe_policy.policy',
+    'pi05_moe_policy.policy_config',
     'pi05_moe_policy.checkpoints', 'pi05_moe_bringup.sim',
     'pi05_moe_training.bags', 'pi05_moe_training.dataset', 'pi05_moe_training.train',
     'pi05_moe_training.evaluate', 'pi05_moe_training.config_cli',

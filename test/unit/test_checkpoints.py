@@ -42,7 +42,7 @@ def test_the_shipped_sim_checkpoint_is_installed_and_fits_the_sim_arm():
     assert size_mb <= 50.0
     policy = load_policy('shipped:sim_small')
     assert tuple(policy.joint_names) == SIM_JOINTS
-    assert policy.config.preset == 'small' and policy.config.use_camera_moe
+    assert policy.model_config.preset == 'small' and policy.model_config.use_camera_moe
     assert (policy.base_camera, tuple(policy.expert_cameras)) == ('wrist', ('l515', 'thermal'))
 
 

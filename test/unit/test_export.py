@@ -17,7 +17,7 @@ def test_export_writes_a_loadable_fp16_policy(tmp_path):
     shipped = Policy.load(tmp_path / 'ship')
     assert shipped.config == policy.config
     obs = policy.fake_obs(seed=1)
-    noise = np.zeros((policy.action_horizon, policy.config.action_dim), np.float32)
+    noise = np.zeros((policy.action_horizon, policy.model_config.action_dim), np.float32)
     a = policy.infer(obs, noise=noise)['actions']
     b = shipped.infer(obs, noise=noise)['actions']
     assert np.abs(a - b).max() < 1e-2 * max(1.0, np.abs(a).max())
@@ -31,7 +31,7 @@ def test_export_sets_the_sampling_temperature(tmp_path):
     assert cli.main(['export', str(tmp_path / 'ckpt'), '--out', str(tmp_path / 'ship'),
                      '--noise-scale', '0']) == 0
     shipped = Policy.load(tmp_path / 'ship')
-    assert (policy.config.noise_scale, shipped.config.noise_scale) == (1.0, 0.0)
+    assert (policy.model_config.noise_scale, shipped.model_config.noise_scale) == (1.0, 0.0)
     assert cli.main(['export', str(tmp_path / 'ckpt'), '--out', str(tmp_path / 'bad'),
                      '--noise-scale', '-2']) == 2
 

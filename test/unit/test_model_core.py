@@ -9,17 +9,18 @@ from pi05_moe_policy.model import Pi05Model, make_att_2d_masks, make_config
 from pi05_moe_policy.model.gemma import RMSNorm
 
 B = 2
+L = 48  # prompt tokens (the tiny preset's DataConfig.max_token_len)
 
 
 def make_batch(cfg, b=B, seed=0, missing_expert=True, image_size=None):
     g = torch.Generator().manual_seed(seed)
     s = image_size or cfg.image_size
-    c = len(cfg.camera_names)
+    c = 1 + cfg.num_experts  # the base camera, then the experts
     masks = torch.ones(b, c, dtype=torch.bool)
     if missing_expert and c > 1 and b > 1:
         masks[1, -1] = False  # sample 1 lacks its last expert camera
-    tokens = torch.randint(3, cfg.vocab_size, (b, cfg.max_token_len), generator=g)
-    token_mask = torch.ones(b, cfg.max_token_len, dtype=torch.bool)
+    tokens = torch.randint(3, cfg.vocab_size, (b, L), generator=g)
+    token_mask = torch.ones(b, L, dtype=torch.bool)
     token_mask[0, 20:] = False  # a shorter prompt: padding in the prefix
     images = torch.rand(b, c, 3, s, s, generator=g) * 2 - 1
     images = images * masks[:, :, None, None, None]
@@ -122,11 +123,11 @@ def test_language_embeddings_scaled_by_sqrt_width_once(model):
     batch = make_batch(cfg)
     cam = model.encode_images(batch['images'], batch['image_masks'])
     prefix = model.embed_prefix(batch, cam)
-    lang = prefix.embs[:, -cfg.max_token_len:]
+    lang = prefix.embs[:, -L:]
     raw = model.gemma.language_model.embed_tokens.weight[batch['tokens']]
     assert torch.allclose(lang, raw * math.sqrt(cfg.vlm_width), atol=1e-6)
     # The fused prefix holds one camera's worth of image tokens.
-    assert prefix.embs.shape[1] == cfg.num_image_tokens + cfg.max_token_len
+    assert prefix.embs.shape[1] == cfg.num_image_tokens + L
 
 
 def test_missing_expert_camera_is_zeros_with_mask_off(model):
@@ -142,7 +143,7 @@ def test_concat_baseline_holds_every_camera():
     batch = make_batch(cfg)
     prefix = m.embed_prefix(batch, m.encode_images(batch['images'], batch['image_masks']))
     t = cfg.num_image_tokens
-    assert prefix.embs.shape[1] == 3 * t + cfg.max_token_len
+    assert prefix.embs.shape[1] == 3 * t + L
     assert not prefix.pad[1, 2 * t:3 * t].any()  # the missing camera's tokens are masked off
     assert prefix.route is None and m.camera_moe is None
 
@@ -163,22 +164,43 @@ def test_gradients_reach_every_router_parameter_and_every_gamma():
 
 
 def test_compute_loss_is_flow_matching_mse_over_real_action_dims(model):
-    cfg = model.config
-    batch = make_batch(cfg)
+    batch = make_batch(model.config)
+    d = 14  # real action dims (the robot's); the transforms set action_dim_mask
+    batch['action_dim_mask'] = (torch.arange(32) < d)[None].expand(B, 32)
     noise = torch.randn(B, 50, 32)
     t = torch.tensor([0.3, 0.8])
     seen = []
     hook = model.action_out_proj.register_forward_hook(lambda m, i, o: seen.append(o))
     try:
         loss, info = model.compute_loss(batch, noise=noise, time=t)
+        del batch['action_dim_mask']  # no mask: every dim counts
+        _, every = model.compute_loss(batch, noise=noise, time=t)
     finally:
         hook.remove()
-    v = seen[-1].float()  # (B, H, 32) predicted velocity
+    v = seen[0].float()  # (B, H, 32) predicted velocity
     u = noise - batch['actions']  # target: noise - actions
-    d = cfg.robot_action_dim
     want = (v - u)[..., :d].pow(2).mean()  # padded dims do not count
     assert torch.allclose(info['action_loss'], want, atol=1e-6)
+    assert torch.allclose(every['action_loss'], (v - u).pow(2).mean(), atol=1e-6)
     assert loss.ndim == 0
+
+
+def test_the_loss_settings_are_arguments(model):
+    """Routing weight and focal alpha/gamma come from the caller (TrainConfig), not the
+    model's config; the defaults are the seeds' (0.1, 0.25, 2)."""
+    batch = make_batch(model.config)
+    noise, t = torch.randn(B, 50, 32), torch.tensor([0.3, 0.8])
+    default = model.compute_loss(batch, noise=noise, time=t)[1]
+    same = model.compute_loss(batch, noise=noise, time=t, routing_loss_weight=0.1,
+                              focal_alpha=0.25, focal_gamma=2.0)[1]
+    assert default['loss'] == same['loss'] and default['routing_loss_weight'] == 0.1
+    off = model.compute_loss(batch, noise=noise, time=t, routing_loss_weight=0.0)[1]
+    assert torch.allclose(off['loss'], off['action_loss'])
+    other = model.compute_loss(batch, noise=noise, time=t, focal_alpha=0.5, focal_gamma=0.0)[1]
+    assert not torch.allclose(other['routing_loss'], default['routing_loss'])
+    times = model.sample_time(20_000, torch.device('cpu'), alpha=1.0, beta=3.0)
+    assert 0.001 <= times.min() and times.max() <= 1.0
+    assert times.mean().item() == pytest.approx(0.25 * 0.999 + 0.001, abs=0.01)  # Beta mean
 
 
 # ---------------------------------------------------------------------------- training

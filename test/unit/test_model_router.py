@@ -66,7 +66,7 @@ def test_routing_weights_sum_to_one_for_every_input_type():
 
 
 def test_router_mlp_is_512_256_n():
-    cfg = make_config('tiny', expert_cameras=('a', 'b', 'c'), thermal_cameras=())
+    cfg = make_config('tiny', num_experts=3)
     router = CameraRouter(cfg)
     d = cfg.vlm_width
     assert [(m.in_features, m.out_features) for m in router.mlp] == [

@@ -58,7 +58,7 @@ def test_description_attributes(policy):
     assert p.camera_names == ('wrist', 'l515', 'thermal') and p.thermal_cameras == ('thermal',)
     assert (p.robot_state_dim, p.robot_action_dim, p.action_horizon) == (14, 14, 50)
     assert p.joint_names is None and p.control_period_s == 0.02
-    assert str(p.device) == 'cpu' and p.config.use_camera_moe
+    assert str(p.device) == 'cpu' and p.model_config.use_camera_moe
 
 
 def test_overrides_and_norm_stats_reach_the_robot_units():
@@ -93,13 +93,13 @@ def test_noise_scale_is_the_sampling_temperature(tmp_path):
     assert np.array_equal(a, b)
     assert np.array_equal(a, policy.infer(obs(), noise=zero)['actions'])
     policy.save(tmp_path / 'ckpt')
-    assert Policy.load(tmp_path / 'ckpt').config.noise_scale == 0.0
+    assert Policy.load(tmp_path / 'ckpt').model_config.noise_scale == 0.0
     policy.set_noise_scale(0.5)
     c = policy.infer(obs())['actions']
     assert not np.array_equal(a, c)
     with pytest.raises(ValueError, match=r'ModelConfig.noise_scale=-1.*>= 0'):
         policy.set_noise_scale(-1)
-    assert policy.config.noise_scale == 0.5
+    assert policy.model_config.noise_scale == 0.5
 
 
 def test_save_load_reproduces_actions_exactly(policy, noise, tmp_path):
@@ -112,6 +112,58 @@ def test_save_load_reproduces_actions_exactly(policy, noise, tmp_path):
     a = policy.infer(obs(), noise=noise)
     b = loaded.infer(obs(), noise=noise)
     assert np.array_equal(a['actions'], b['actions']) and a['routing'] == b['routing']
+
+
+def test_config_json_has_a_format_and_a_model_and_a_data_section(policy, tmp_path):
+    meta = json.loads((policy.save(tmp_path / 'ckpt') / 'config.json').read_text())
+    assert meta['format'] == 'pi05_moe/2' and set(meta) == {'format', 'model', 'data'}
+    assert meta['model'] == policy.model_config.to_dict()
+    assert meta['data'] == policy.data_config.to_dict()
+    assert 'camera_routing_loss_weight' not in {**meta['model'], **meta['data']}
+
+
+def test_an_old_flat_checkpoint_loads_and_infers_the_same(policy, noise, tmp_path):
+    """pi05_moe/1 wrote every field flat, the training loss included; load migrates it."""
+    d = policy.save(tmp_path / 'ckpt')
+    flat = {**policy.model_config.to_dict(), **policy.data_config.to_dict()}
+    del flat['num_experts']
+    flat.update(camera_routing_loss_weight=0.1, camera_routing_loss_warmup_steps=0,
+                camera_routing_loss_ramp_steps=0, camera_routing_focal_alpha=0.25,
+                camera_routing_focal_gamma=2.0, time_beta_alpha=1.5, time_beta_beta=1.0)
+    (d / 'config.json').write_text(json.dumps({'format': 'pi05_moe/1', 'config': flat}))
+    old = Policy.load(d)
+    assert old.config == policy.config
+    assert np.array_equal(old.infer(obs(), noise=noise)['actions'],
+                          policy.infer(obs(), noise=noise)['actions'])
+    (d / 'config.json').write_text(json.dumps({'format': 'pi05_moe/0', 'config': flat}))
+    with pytest.raises(ValueError, match="format 'pi05_moe/0', expected 'pi05_moe/2'"):
+        Policy.load(d)
+
+
+def test_the_shipped_old_format_checkpoint_migrates_on_read(tmp_path):
+    from pi05_moe_policy.checkpoints import shipped_checkpoint
+
+    src = shipped_checkpoint()
+    text = (src / 'config.json').read_text()
+    assert json.loads(text)['format'] == 'pi05_moe/1'  # shipped before the split
+    p = Policy.load(src)
+    assert (src / 'config.json').read_text() == text  # read, never rewritten
+    assert p.model_config.preset == 'small' and p.model_config.num_experts == 2
+    assert p.data_config.expert_cameras == ('l515', 'thermal')
+    assert p.data_config.max_token_len == 64 and p.robot_action_dim == 7
+    q = Policy.load(p.save(tmp_path / 'new'))  # the new layout round-trips
+    assert q.config == p.config
+    o = p.fake_obs(seed=2)
+    zero = np.zeros((p.action_horizon, p.model_config.action_dim), np.float32)
+    assert np.array_equal(p.infer(o, noise=zero)['actions'], q.infer(o, noise=zero)['actions'])
+
+
+def test_from_preset_routes_flat_overrides_and_names_unknown_ones():
+    p = Policy.from_preset('tiny', use_camera_moe=False, thermal_colormap='ironbow',
+                           num_steps=2)
+    assert not p.model_config.use_camera_moe and p.data_config.thermal_colormap == 'ironbow'
+    with pytest.raises(ValueError, match=r"unknown config fields \['use_moe'\]"):
+        Policy.from_preset('tiny', use_moe=False)
 
 
 def test_half_precision_weights_halve_the_file_and_load_back_as_fp32(policy, noise, tmp_path):
@@ -203,19 +255,19 @@ def test_bad_noise_shape(policy):
 def test_checkpoint_mismatch_lists_keys_and_shapes(policy, tmp_path):
     d = policy.save(tmp_path / 'ckpt')
     meta = json.loads((d / 'config.json').read_text())
-    meta['config']['vlm_mlp_dim'] = 384
+    meta['model']['vlm_mlp_dim'] = 384
     (d / 'config.json').write_text(json.dumps(meta))
     with pytest.raises(ValueError) as e:
         Policy.load(d)
     msg = str(e.value)
     assert 'shape mismatch' in msg and 'mlp.gate_proj.weight' in msg
     assert '(512, 256)' in msg and '(384, 256)' in msg
-    meta['config']['vlm_mlp_dim'] = 512
-    meta['config']['use_camera_moe'] = False
+    meta['model']['vlm_mlp_dim'] = 512
+    meta['model']['use_camera_moe'] = False
     (d / 'config.json').write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r'unexpected \(\d+\):\n    camera_moe\.'):
         Policy.load(d)
-    meta['config']['bogus'] = 1
+    meta['data']['bogus'] = 1
     (d / 'config.json').write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="'bogus'"):
         Policy.load(d)

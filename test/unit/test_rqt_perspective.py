@@ -9,8 +9,8 @@ from ament_index_python.packages import get_package_share_directory
 
 from pi05_moe_bringup.description import load_graph
 from pi05_moe_msgs.msg import RoutingWeights
-from pi05_moe_policy.model.config import ModelConfig
 from pi05_moe_policy.nodes.config import PolicyNodeConfig
+from pi05_moe_policy.transforms.data_config import DataConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSPECTIVE = ROOT / 'pi05_moe_bringup' / 'rqt' / 'routing.perspective'
@@ -56,7 +56,7 @@ def test_topics_are_the_routing_weights_of_every_expert_camera():
     assert {m['field'] for m in parsed} == {'weights'}
     assert RoutingWeights.get_fields_and_field_types()['weights'] == 'sequence<float>'
     # One curve per expert camera, in router order (index i is expert_cameras[i]).
-    experts = ModelConfig().expert_cameras
+    experts = DataConfig().expert_cameras
     assert [int(m['index']) for m in parsed] == list(range(len(experts)))
     title = keys(load()['groups']['pluginmanager']['groups'][PLOT]['groups'][
         'dock_widget__DataPlotWidget'])['dock_widget_title']

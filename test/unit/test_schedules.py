@@ -6,10 +6,10 @@ import warnings
 
 import pytest
 
-from pi05_moe_policy.model.config import make_config
+from pi05_moe_policy.policy_config import make_policy_config
 from pi05_moe_training.config_cli import add_config_arguments, config_from_args
 from pi05_moe_training.train.config import TrainConfig
-from pi05_moe_training.train.schedules import get_lr, routing_loss_weight
+from pi05_moe_training.train.schedules import get_lr, routing_loss_weight, warmup_ramp
 
 
 def reference_lr(step, lr, min_lr, warmup, max_steps):
@@ -51,13 +51,22 @@ def test_routing_weight_is_zero_during_warmup_then_ramps_linearly():
     assert [routing_loss_weight(s, no_ramp) for s in (4, 5)] == [0.0, 0.1]
 
 
-def test_the_checkpointed_model_config_records_the_same_routing_schedule():
-    """The model config carries the schedule the run used; both must agree at every step."""
-    cfg = TrainConfig(preset='tiny', routing_loss_weight=0.3, routing_warmup_steps=7,
-                      routing_ramp_steps=13)
-    model_cfg = make_config('tiny', **cfg.model_kwargs())
-    for s in range(40):
-        assert routing_loss_weight(s, cfg) == pytest.approx(model_cfg.routing_loss_weight_at(s))
+def test_warmup_ramp_schedule():
+    """The routing-loss schedule (moved here from the model config, which no longer carries
+    the loss)."""
+    assert warmup_ramp(50, 0.1, 100, 100) == 0.0
+    assert warmup_ramp(150, 0.1, 100, 100) == pytest.approx(0.05)
+    assert warmup_ramp(10_000, 0.1, 100, 100) == pytest.approx(0.1)
+    assert warmup_ramp(100, 0.1, 100, 0) == pytest.approx(0.1)
+
+
+def test_the_loss_settings_reach_compute_loss():
+    cfg = TrainConfig(preset='tiny', routing_focal_alpha=0.5, routing_focal_gamma=1.0,
+                      time_beta_alpha=2.0, time_beta_beta=3.0)
+    assert cfg.loss_kwargs(0.3) == {'routing_loss_weight': 0.3, 'focal_alpha': 0.5,
+                                    'focal_gamma': 1.0, 'time_beta': (2.0, 3.0)}
+    policy_cfg = cfg.model_config()
+    assert policy_cfg == make_policy_config('tiny')  # the loss is not part of the policy
 
 
 @pytest.mark.parametrize('field, value, quoted', [
@@ -65,6 +74,7 @@ def test_the_checkpointed_model_config_records_the_same_routing_schedule():
     ('device', 'tpu', "'tpu'"), ('preset', 'huge', "'huge'"), ('beta2', 1.0, '1.0'),
     ('model_overrides', {'no_such_field': '1'}, 'no_such_field'),
     ('model_overrides', {'camera_routing_loss_weight': '1'}, 'camera_routing_loss_weight'),
+    ('routing_focal_alpha', -1.0, '-1.0'), ('time_beta_alpha', 0.0, '0.0'),
 ])
 def test_bad_values_are_rejected_and_quoted(field, value, quoted):
     with pytest.raises(ValueError, match=f'TrainConfig.{field}=.*{quoted}'):
@@ -83,9 +93,9 @@ def test_cli_flags_are_generated_from_the_config():
                  'thermal_colormap=ironbow'])
     assert (cfg.dataset, cfg.out, cfg.batch_size, cfg.bf16, cfg.resume, cfg.lr) == \
         ('d', 'o', 4, False, True, 1e-3)
-    model_cfg = cfg.model_config()
-    assert model_cfg.use_camera_moe is False and model_cfg.image_size == 112
-    assert model_cfg.thermal_colormap == 'ironbow'  # a bare string needs no JSON quotes
+    policy_cfg = cfg.model_config()
+    assert policy_cfg.model.use_camera_moe is False and policy_cfg.model.image_size == 112
+    assert policy_cfg.data.thermal_colormap == 'ironbow'  # a bare string needs no JSON quotes
     defaults = parse(['--dataset', 'd', '--out', 'o'])
     assert defaults == TrainConfig(dataset='d', out='o')
 

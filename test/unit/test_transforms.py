@@ -6,25 +6,27 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pi05_moe_policy.model import make_config
+from pi05_moe_policy.policy_config import make_policy_config
 from pi05_moe_policy.transforms import (
     NormStats,
     Stats,
-    Transform,
     WordHashTokenizer,
     discretize_state,
     format_prompt,
+    make_transforms,
     resize_with_pad,
     rgb_to_tensor,
     thermal_to_tensor,
 )
-from pi05_moe_policy.transforms.tokenizer import CappedTokenizer, HFTokenizer
+from pi05_moe_policy.transforms.tokenizer import HFTokenizer
 
 
 def make_transform(**overrides):
-    cfg = make_config('tiny', **overrides)
-    return Transform(cfg, NormStats.identity(cfg.robot_state_dim, cfg.robot_action_dim),
-                     WordHashTokenizer(cfg.vocab_size))
+    cfg = make_policy_config('tiny', **overrides)
+    d = cfg.data
+    return make_transforms(cfg.model, d, NormStats.identity(d.robot_state_dim,
+                                                            d.robot_action_dim),
+                           WordHashTokenizer(cfg.model.vocab_size))
 
 
 def test_resize_with_pad_keeps_aspect_and_pads_black():
@@ -127,16 +129,31 @@ def test_every_prompt_becomes_tokens_of_the_model_length(text, state):
     assert int(tokens.max()) < tr.config.vocab_size and bool(mask[0])
 
 
-def test_capped_tokenizer_cuts_and_reports_each_cut():
+def test_truncation_goes_to_the_handler_once_per_cut_and_keeps_the_first_ids():
+    from pi05_moe_policy.transforms.prompt import tokenize
+
     cuts = []
-    tok = CappedTokenizer(WordHashTokenizer(4096), 5, lambda text, n: cuts.append((text, n)))
-    assert tok.encode('lift') == WordHashTokenizer(4096).encode('lift') and cuts == []
+    tok = WordHashTokenizer(4096)
     long = 'lift the red cube onto the blue plate'
-    assert tok.encode(long) == WordHashTokenizer(4096).encode(long)[:5]
+    tokens, mask = tokenize(tok, long, 5, lambda text, n: cuts.append((text, n)))
+    assert tokens.tolist() == tok.encode(long)[:5] and bool(mask.all())
     assert cuts == [(long, 9)]
-    assert (tok.pad_id, tok.vocab_size) == (0, 4096)  # the inner tokenizer shows through
-    with pytest.raises(ValueError, match='max_len=0'):
-        CappedTokenizer(WordHashTokenizer(4096), 0, print)
+    tokens, mask = tokenize(tok, 'lift', 5, lambda text, n: cuts.append((text, n)))
+    assert cuts == [(long, 9)] and int(mask.sum()) == len(tok.encode('lift'))
+
+
+def test_policy_transforms_route_truncation_to_the_handler(caplog):
+    from pi05_moe_policy import Policy
+
+    policy = Policy.from_preset('tiny', max_token_len=8)
+    cuts = []
+    policy.transform.set_truncation_handler(lambda text, n: cuts.append(n))
+    obs = policy.fake_obs(height=28, width=28)
+    obs['prompt'] = 'lift the red cube onto the blue plate next to the green bowl'
+    with caplog.at_level('WARNING'):
+        policy.infer(obs)
+    assert len(cuts) == 1 and cuts[0] > 8
+    assert 'truncated' not in caplog.text  # the handler, not Python logging
 
 
 def test_hf_tokenizer_from_a_local_file(tmp_path):
@@ -154,7 +171,7 @@ def test_hf_tokenizer_from_a_local_file(tmp_path):
 
 def test_sample_and_collate_give_the_batch_keys():
     t = make_transform()
-    cfg = t.config
+    cfg = t.data_config
     images = {'wrist': np.zeros((480, 640, 3), np.uint8),
               'thermal': np.full((120, 160), 30000, np.uint16)}
     a = t.sample(images, np.zeros(14), 'lift the hot cube', actions=np.zeros((50, 14)),
@@ -176,10 +193,10 @@ def test_sample_and_collate_give_the_batch_keys():
 
 
 def test_norm_stats_validation_names_key():
-    cfg = make_config('tiny')
+    cfg = make_policy_config('tiny')
     bad = NormStats.identity(13, 14)
     with pytest.raises(ValueError, match=r'norm_stats\["state"\]\["q01"\].*14'):
-        Transform(cfg, bad, WordHashTokenizer(cfg.vocab_size))
+        make_transforms(cfg.model, cfg.data, bad, WordHashTokenizer(cfg.model.vocab_size))
     d = NormStats.identity(14, 14).to_dict()
     assert NormStats.from_dict(d).to_dict() == d
 
@@ -189,7 +206,7 @@ def test_delta_actions_are_relative_to_the_state_and_come_back_absolute():
     t = make_transform(robot_state_dim=3, robot_action_dim=3, delta_action_mask=mask)
     rng = np.random.default_rng(0)
     state = np.array([0.5, -1.0, 0.3], np.float32)
-    actions = rng.normal(size=(t.config.action_horizon, 3)).astype(np.float32)  # (H, 3)
+    actions = rng.normal(size=(t.model_config.action_horizon, 3)).astype(np.float32)  # (H, 3)
     img = {'wrist': np.zeros((8, 8, 3), np.uint8)}
     model = t.sample(img, state, 'lift', actions=actions)['actions'].numpy()  # (H, 32)
     # identity stats: normalised = x / (2 + 1e-6) * 2, close to x itself
@@ -207,7 +224,7 @@ def test_state_left_out_of_the_prompt_still_anchors_delta_actions():
     the delta-action offset still do; True (PI0.5's default) writes it into the prompt."""
     mask = [True, True, False]
     img = {'wrist': np.zeros((8, 8, 3), np.uint8)}
-    actions = np.zeros((make_config('tiny').action_horizon, 3), np.float32)  # (H, 3)
+    actions = np.zeros((make_policy_config('tiny').model.action_horizon, 3), np.float32)  # (H, 3)
     s0, s1 = np.zeros(3, np.float32), np.array([0.5, -0.5, 0.9], np.float32)
     blind = make_transform(robot_state_dim=3, robot_action_dim=3, delta_action_mask=mask,
                            state_in_prompt=False)
@@ -222,7 +239,7 @@ def test_state_left_out_of_the_prompt_still_anchors_delta_actions():
     assert int(seen.sample(img, s0, 'lift')['token_mask'].sum()) > int(
         blind.sample(img, s0, 'lift')['token_mask'].sum())
     with pytest.raises(ValueError, match="state_in_prompt='no': expected true or false"):
-        make_config('tiny', state_in_prompt='no')
+        make_policy_config('tiny', state_in_prompt='no')
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -233,4 +250,4 @@ def test_state_left_out_of_the_prompt_still_anchors_delta_actions():
 ])
 def test_delta_action_mask_is_validated(overrides, message):
     with pytest.raises(ValueError, match=f'delta_action_mask=.*{message}'):
-        make_config('tiny', **overrides)
+        make_policy_config('tiny', **overrides)

@@ -267,7 +267,7 @@ def main(args: argparse.Namespace) -> int:
     result = {
         'checkpoint': args.checkpoint, 'tasks': tasks, 'episodes_per_task': args.episodes,
         'seed': args.seed, 'graph': args.graph, 'layout': sim_cfg.layout,
-        'noise_scale': None if args.checkpoint == EXPERT else policy.config.noise_scale,
+        'noise_scale': None if args.checkpoint == EXPERT else policy.model_config.noise_scale,
         'loop': {'replan_steps': args.replan, 'max_steps': args.max_steps,
                  'latency_s': args.latency_s, 'measure_latency': args.measure_latency,
                  'executor_mode': executor_cfg.mode, 'control_period_s': sim_cfg.control_period_s},

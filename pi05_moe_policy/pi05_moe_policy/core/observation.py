@@ -53,15 +53,17 @@ def decode_image(msg: Any, kind: str, topic: str) -> np.ndarray:
     return to_rgb8(image, msg.encoding, topic)  # (H, W, 3)
 
 
-def clean_prompt(text: str, max_chars: int) -> tuple[str, str | None]:
-    """(prompt, problem): whitespace collapsed, cut to ``max_chars``; problem text or None.
+def clean_prompt(text: str, max_chars: int | None = None) -> tuple[str, str | None]:
+    """(prompt, problem): underscores to spaces, whitespace collapsed, cut to ``max_chars``
+    (None: no limit); problem text or None.  The one prompt cleaner, shared by the policy
+    node (a prompt message) and the transforms (``TokenizePrompt``'s text).
 
     An empty prompt comes back as ``''`` with a problem: the caller keeps its previous prompt.
     """
-    prompt = ' '.join(text.split())
+    prompt = ' '.join(text.replace('_', ' ').split())
     if not prompt:
         return '', 'empty prompt ignored'
-    if len(prompt) > max_chars:
+    if max_chars is not None and len(prompt) > max_chars:
         return prompt[:max_chars], (f'prompt of {len(prompt)} characters cut to max_prompt_chars '
                                     f'{max_chars}')
     return prompt, None

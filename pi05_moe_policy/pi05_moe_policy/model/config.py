@@ -1,9 +1,12 @@
-"""The one config of the PI0.5 + camera-MoE model, plus its presets.
+"""The network's config: what a checkpoint's tensors must match, plus its presets.
 
-Everything a checkpoint must carry to be rebuilt lives here: network sizes, the camera roles,
-the robot description (real state/action dims, joint names, control period) and the tokenizer
-spec.  The dataclass validates itself in ``__post_init__`` and every error names the field and
-quotes the bad value.
+Only the shape of the PI0.5 + camera-MoE network lives here (Gemma / expert / SigLIP sizes, the
+padded state and action widths, the flow-matching sampler, the camera-MoE module).  The data and
+robot description (camera names and roles, thermal preprocessing, robot dims, joint names, the
+prompt and tokenizer) is ``pi05_moe_policy.transforms.data_config.DataConfig``; the training
+loss (routing-loss weight and schedule, focal alpha/gamma, the time distribution) is
+``pi05_moe_training.train.config.TrainConfig``.  The dataclass validates itself in
+``__post_init__`` and every error names the field and quotes the bad value.
 """
 
 from __future__ import annotations
@@ -12,19 +15,9 @@ import dataclasses
 import math
 from typing import Any
 
+from pi05_moe_policy.params import strict_from_dict
+
 ROUTER_INPUT_TYPES = ('prompt', 'state', 'prompt_state')
-THERMAL_COLORMAPS = ('gray', 'ironbow')
-TOKENIZER_TYPES = ('word_hash', 'hf')
-
-
-def warmup_ramp(step: int, weight: float, warmup_steps: int, ramp_steps: int) -> float:
-    """Seed 001's routing-loss schedule: 0 for ``warmup_steps``, then a linear ramp to
-    ``weight`` over ``ramp_steps`` (at once when 0), held there after."""
-    if step < warmup_steps:
-        return 0.0
-    if ramp_steps <= 0:
-        return float(weight)
-    return float(weight) * min(1.0, (step - warmup_steps) / ramp_steps)
 
 
 @dataclasses.dataclass
@@ -54,7 +47,7 @@ class ModelConfig:
     expert_head_dim: int = 64
     rms_norm_eps: float = 1e-6
     rope_theta: float = 10_000.0
-    # --- SigLIP vision tower ---
+    # --- SigLIP vision tower (image_size fixes its position embeddings) ---
     vision_width: int = 256
     vision_depth: int = 2
     vision_mlp_dim: int = 512
@@ -63,12 +56,6 @@ class ModelConfig:
     image_size: int = 224
     # --- flow matching / actions ---
     pi05: bool = True  # False = PI0: state token + action-time MLP, no adaRMS
-    # PI0.5 writes the 256-bin state into the prompt. False leaves it out (same at training and
-    # inference): the model then sees the arm only in the images. It cures the copycat shortcut
-    # of small behaviour-cloned models, whose state tokens reveal where the demonstrator was
-    # going, so they never learn to read the target from the cameras. Delta actions still add
-    # the measured state back; PI0 (pi05=False) always has its state token.
-    state_in_prompt: bool = True
     action_horizon: int = 50
     action_dim: int = 32  # padded action width inside the model
     max_state_dim: int = 32  # padded state width inside the model
@@ -78,21 +65,9 @@ class ModelConfig:
     noise_scale: float = 1.0
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
-    time_beta_alpha: float = 1.5
-    time_beta_beta: float = 1.0
-    # --- prompt / tokenizer ---
-    max_token_len: int = 48
-    require_prompt: bool = True
-    tokenizer_type: str = 'word_hash'  # 'word_hash' (offline, built in) or 'hf' (tokenizer.json)
-    tokenizer_path: str | None = None  # for 'hf': a local tokenizer.json / dir (PaliGemma)
-    # --- cameras (roles from seed 001) ---
-    base_camera: str = 'wrist'
-    expert_cameras: tuple[str, ...] = ('l515', 'thermal')
-    thermal_cameras: tuple[str, ...] = ('thermal',)
-    thermal_window_ck: tuple[float, float] = (27315.0, 37315.0)  # 0..100 degC in centi-Kelvin
-    thermal_colormap: str = 'gray'
     # --- camera MoE (field names from seed 000) ---
     use_camera_moe: bool = True
+    num_experts: int = 2  # gated expert cameras (DataConfig.expert_cameras names them)
     camera_router_input_type: str = 'prompt_state'
     camera_router_use_attention_pooling: bool = True
     camera_router_use_learnable_scales: bool = True
@@ -100,34 +75,13 @@ class ModelConfig:
     camera_router_temperature: float = 1.0
     camera_router_use_gumbel: bool = False
     camera_router_gumbel_temp: float = 1.0
-    camera_routing_loss_weight: float = 0.1
-    camera_routing_loss_warmup_steps: int = 0  # weight 0 before this step ...
-    camera_routing_loss_ramp_steps: int = 0  # ... then a linear ramp to the full weight
-    camera_routing_focal_alpha: float = 0.25
-    camera_routing_focal_gamma: float = 2.0
-    # --- robot description (carried by the checkpoint) ---
-    robot_state_dim: int = 14
-    robot_action_dim: int = 14
-    joint_names: tuple[str, ...] | None = None
-    control_period_s: float = 0.02
-    # Per action dim: True = the model predicts the action minus the current state of the same
-    # dim (openpi's delta joint actions), False = the absolute action.  Empty: all absolute.
-    delta_action_mask: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         # JSON round trips turn tuples into lists; normalise before validating.
-        for name in ('expert_cameras', 'thermal_cameras', 'camera_router_hidden_dims',
-                     'thermal_window_ck', 'joint_names', 'delta_action_mask'):
-            value = getattr(self, name)
-            if value is None and name == 'joint_names':
-                continue
-            if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
-                self._fail(name, 'expected a list/tuple')
-            setattr(self, name, tuple(value))
-        try:
-            self.thermal_window_ck = tuple(float(v) for v in self.thermal_window_ck)
-        except (TypeError, ValueError):
-            self._fail('thermal_window_ck', 'expected two numbers (centi-Kelvin)')
+        value = self.camera_router_hidden_dims
+        if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+            self._fail('camera_router_hidden_dims', 'expected a list/tuple')
+        self.camera_router_hidden_dims = tuple(value)
         self._validate()
 
     # ------------------------------------------------------------------ validation
@@ -140,26 +94,23 @@ class ModelConfig:
             'vlm_head_dim expert_width expert_depth expert_mlp_dim expert_num_heads '
             'expert_num_kv_heads expert_head_dim vision_width vision_depth vision_mlp_dim '
             'vision_num_heads vision_patch_size image_size action_horizon action_dim '
-            'max_state_dim num_steps max_token_len robot_state_dim robot_action_dim'
+            'max_state_dim num_steps'
         ).split()
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 self._fail(name, 'expected a positive int')
         for name in ('rms_norm_eps', 'rope_theta', 'time_min_period', 'time_max_period',
-                     'time_beta_alpha', 'time_beta_beta', 'camera_router_temperature',
-                     'camera_router_gumbel_temp', 'control_period_s'):
+                     'camera_router_temperature', 'camera_router_gumbel_temp'):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 self._fail(name, 'expected a finite number > 0')
-        for name in ('camera_routing_loss_weight', 'camera_routing_focal_alpha',
-                     'camera_routing_focal_gamma', 'noise_scale'):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                self._fail(name, 'expected a finite number >= 0')
-        for name in ('camera_routing_loss_warmup_steps', 'camera_routing_loss_ramp_steps'):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                self._fail(name, 'expected an int >= 0')
+        if not isinstance(self.noise_scale, (int, float)) or not math.isfinite(
+                self.noise_scale) or self.noise_scale < 0:
+            self._fail('noise_scale', 'expected a finite number >= 0')
+        if not isinstance(self.num_experts, int) or isinstance(self.num_experts, bool) or \
+                self.num_experts < 0:
+            self._fail('num_experts', 'expected an int >= 0')
         # The shared attention concatenates Q/K/V of both streams: heads must line up.
         for what in ('depth', 'num_heads', 'num_kv_heads', 'head_dim'):
             if getattr(self, f'expert_{what}') != getattr(self, f'vlm_{what}'):
@@ -178,85 +129,20 @@ class ModelConfig:
             self._fail('vision_patch_size', f'must divide image_size={self.image_size}')
         if self.time_min_period >= self.time_max_period:
             self._fail('time_min_period', f'must be < time_max_period={self.time_max_period}')
-        if self.robot_state_dim > self.max_state_dim:
-            self._fail('robot_state_dim', f'must be <= max_state_dim={self.max_state_dim}')
-        if self.robot_action_dim > self.action_dim:
-            self._fail('robot_action_dim', f'must be <= action_dim={self.action_dim}')
-        if not isinstance(self.state_in_prompt, bool):
-            self._fail('state_in_prompt', 'expected true or false')
         if self.camera_router_input_type not in ROUTER_INPUT_TYPES:
             self._fail('camera_router_input_type', f'expected one of {ROUTER_INPUT_TYPES}')
         if not self.camera_router_hidden_dims or any(
                 not isinstance(h, int) or h <= 0 for h in self.camera_router_hidden_dims):
             self._fail('camera_router_hidden_dims', 'expected a non-empty tuple of positive ints')
-        if self.thermal_colormap not in THERMAL_COLORMAPS:
-            self._fail('thermal_colormap', f'expected one of {THERMAL_COLORMAPS}')
-        window = self.thermal_window_ck
-        if len(window) != 2 or not (0 <= window[0] < window[1]):
-            self._fail('thermal_window_ck',
-                       'expected (low, high) centi-Kelvin with 0 <= low < high')
-        if self.tokenizer_type not in TOKENIZER_TYPES:
-            self._fail('tokenizer_type', f'expected one of {TOKENIZER_TYPES}')
-        if self.tokenizer_type == 'hf' and not self.tokenizer_path:
-            self._fail('tokenizer_path', "is required when tokenizer_type='hf' (a local "
-                       'tokenizer.json or a directory holding one; nothing is downloaded)')
-        self._validate_cameras()
-        self._validate_delta_mask()
-        if self.joint_names is not None:
-            if len(self.joint_names) != self.robot_action_dim or not all(
-                    isinstance(n, str) and n for n in self.joint_names):
-                self._fail('joint_names', f'expected {self.robot_action_dim} non-empty names '
-                           f'(robot_action_dim), got {len(self.joint_names)}')
-
-    def _validate_delta_mask(self) -> None:
-        mask = self.delta_action_mask
-        if not mask:
-            return
-        if len(mask) != self.robot_action_dim or not all(isinstance(m, bool) for m in mask):
-            self._fail('delta_action_mask', f'expected {self.robot_action_dim} booleans '
-                       '(robot_action_dim), or none for absolute actions')
-        last = max(i for i, m in enumerate(mask) if m) if any(mask) else -1
-        if last >= self.robot_state_dim:
-            self._fail('delta_action_mask', f'action dim {last} is relative to state dim {last}'
-                       f', but robot_state_dim={self.robot_state_dim}')
-
-    def _validate_cameras(self) -> None:
-        if not isinstance(self.base_camera, str) or not self.base_camera:
-            self._fail('base_camera', 'expected a non-empty camera name')
-        if any(not isinstance(n, str) or not n for n in self.expert_cameras):
-            self._fail('expert_cameras', 'expected non-empty camera names')
-        names = self.camera_names
-        if len(set(names)) != len(names):
-            self._fail('expert_cameras',
-                       f'camera names must be unique (base_camera={self.base_camera!r})')
-        unknown = [n for n in self.thermal_cameras if n not in names]
-        if unknown:
-            self._fail('thermal_cameras', f'{unknown} are not configured cameras {names}')
-        if self.use_camera_moe and not self.expert_cameras:
-            self._fail('expert_cameras', 'use_camera_moe=True needs at least one expert camera')
+        if self.use_camera_moe and self.num_experts < 1:
+            self._fail('num_experts', 'use_camera_moe=True needs at least one expert camera '
+                       '(DataConfig.expert_cameras)')
 
     # ------------------------------------------------------------------ derived
-    @property
-    def camera_names(self) -> tuple[str, ...]:
-        """Every camera in model order: the base first, then the experts."""
-        return (self.base_camera, *self.expert_cameras)
-
-    @property
-    def num_experts(self) -> int:
-        return len(self.expert_cameras)
-
     @property
     def num_image_tokens(self) -> int:
         """Tokens one camera contributes (SigLIP patches)."""
         return (self.image_size // self.vision_patch_size) ** 2
-
-    def routing_loss_weight_at(self, step: int | None) -> float:
-        """Routing-loss weight at a training step (None: the full weight)."""
-        w = float(self.camera_routing_loss_weight)
-        if step is None:
-            return w
-        return warmup_ramp(step, w, self.camera_routing_loss_warmup_steps,
-                           self.camera_routing_loss_ramp_steps)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -268,20 +154,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f'ModelConfig: unknown fields {unknown}; known fields: '
-                             f'{sorted(known)}')
-        return cls(**data)
+        return strict_from_dict(cls, data)
 
     def replace(self, **overrides: Any) -> ModelConfig:
-        data = self.to_dict()
-        unknown = sorted(set(overrides) - set(data))
-        if unknown:
-            raise ValueError(f'ModelConfig: unknown fields {unknown}')
-        data.update(overrides)
-        return ModelConfig.from_dict(data)
+        return ModelConfig.from_dict({**self.to_dict(), **overrides})
 
 
 # ---------------------------------------------------------------------------- presets
@@ -302,7 +178,7 @@ _SMALL: dict[str, Any] = dict(
     expert_num_kv_heads=1, expert_head_dim=64,
     vision_width=256, vision_depth=4, vision_mlp_dim=768, vision_num_heads=4,
     vision_patch_size=28,
-    max_token_len=64,
+    # (DataConfig: max_token_len=64)
 )
 
 # pi05_base: the public PI0.5 shapes (PaliGemma gemma_2b + SigLIP So400m/14 + gemma_300m).
@@ -315,16 +191,15 @@ _PI05_BASE: dict[str, Any] = dict(
     expert_num_kv_heads=1, expert_head_dim=256,
     vision_width=1152, vision_depth=27, vision_mlp_dim=4304, vision_num_heads=16,
     vision_patch_size=14,
-    max_token_len=200,
-    tokenizer_type='hf',
-    tokenizer_path='paligemma_tokenizer/tokenizer.json',
+    # (DataConfig: max_token_len=200 and PaliGemma's tokenizer)
 )
 
 PRESETS: dict[str, dict[str, Any]] = {'tiny': _TINY, 'small': _SMALL, 'pi05_base': _PI05_BASE}
 
 
 def make_config(preset: str, **overrides: Any) -> ModelConfig:
-    """Build a preset's config with field overrides (validated like any other config)."""
+    """Build a preset's network config with ModelConfig field overrides (validated like any
+    other config).  ``pi05_moe_policy.policy_config.make_policy_config`` builds both configs."""
     if preset not in PRESETS:
         raise ValueError(f'unknown preset {preset!r}; known presets: {sorted(PRESETS)}')
     base = ModelConfig(**PRESETS[preset])

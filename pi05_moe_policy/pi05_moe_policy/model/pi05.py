@@ -1,14 +1,14 @@
 """PI0.5 (and PI0) with router-gated camera fusion: the whole model.
 
 Batch (all tensors, built by ``pi05_moe_policy.transforms``):
-    images        float (B, C, 3, S, S) in [-1, 1], cameras in ``config.camera_names`` order
+    images        float (B, C, 3, S, S) in [-1, 1], the base camera then the experts
     image_masks   bool  (B, C)      False = camera missing (zeros in, mask off)
     tokens        long  (B, L)      prompt tokens (PI0.5: task + discretised state)
     token_mask    bool  (B, L)
     state         float (B, 32)     quantile-normalised, zero-padded
     actions       float (B, H, 32)  quantile-normalised, zero-padded       (training)
     action_is_pad bool  (B, H)      optional: steps past the episode end    (training)
-    action_dim_mask bool (B, 32)    optional: real action dims (default: robot_action_dim)
+    action_dim_mask bool (B, 32)    real action dims (the transforms set it; default: all)
     camera_active float (B, N)      optional: per-expert "active" labels (NaN row = unlabelled)
 """
 
@@ -35,6 +35,11 @@ from pi05_moe_policy.model.gemma import (
 )
 from pi05_moe_policy.model.time_embedding import sincos_time_embedding
 from pi05_moe_policy.model.vision import VisionEncoder
+
+# The training loss's defaults (seed 000 / openpi); a run's TrainConfig passes its own.
+ROUTING_LOSS_WEIGHT = 0.1
+FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0
+TIME_BETA_ALPHA, TIME_BETA_BETA = 1.5, 1.0
 
 
 def make_att_2d_masks(pad_masks: torch.Tensor, att_masks: torch.Tensor) -> torch.Tensor:
@@ -275,18 +280,26 @@ class Pi05Model(nn.Module):
         return self.action_out_proj(out[:, -h:]).float()
 
     # ------------------------------------------------------------------ training
-    def sample_time(self, b: int, device: torch.device) -> torch.Tensor:
-        cfg = self.config
-        beta = torch.distributions.Beta(torch.tensor(cfg.time_beta_alpha, device=device),
-                                        torch.tensor(cfg.time_beta_beta, device=device))
-        return beta.sample((b,)) * 0.999 + 0.001  # (B,) in [0.001, 1]
+    @staticmethod
+    def sample_time(b: int, device: torch.device, alpha: float = TIME_BETA_ALPHA,
+                    beta: float = TIME_BETA_BETA) -> torch.Tensor:
+        """(B,) flow-matching times ~ Beta(alpha, beta) * 0.999 + 0.001, in [0.001, 1]."""
+        dist = torch.distributions.Beta(torch.tensor(float(alpha), device=device),
+                                        torch.tensor(float(beta), device=device))
+        return dist.sample((b,)) * 0.999 + 0.001  # (B,)
 
     def compute_loss(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None = None,
-                     time: torch.Tensor | None = None, routing_loss_weight: float | None = None
+                     time: torch.Tensor | None = None,
+                     routing_loss_weight: float = ROUTING_LOSS_WEIGHT,
+                     focal_alpha: float = FOCAL_ALPHA, focal_gamma: float = FOCAL_GAMMA,
+                     time_beta: tuple[float, float] = (TIME_BETA_ALPHA, TIME_BETA_BETA)
                      ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Flow matching (``x_t = t*noise + (1-t)*a``, target ``u = noise - a``) on the real
-        action dims, plus the weighted focal routing loss when labels are given.
+        action dims (``batch['action_dim_mask']``, which the transforms set; every dim when it
+        is absent), plus ``routing_loss_weight`` x the focal routing loss when labels are given.
 
+        The loss settings are arguments (the training run's ``TrainConfig`` owns them); the
+        defaults are the seeds': weight 0.1, focal alpha 0.25 / gamma 2, time ~ Beta(1.5, 1).
         Returns (loss, info); info holds detached tensors: action_loss, routing_loss,
         routing_loss_weight, routing_weights (B, N), routing_probs (B, N) and, with labels,
         routing_accuracy.
@@ -299,7 +312,7 @@ class Pi05Model(nn.Module):
                              f'{cfg.action_dim}), got {tuple(actions.shape)}')
         dev = actions.device
         noise = torch.randn_like(actions) if noise is None else noise.float()
-        time = self.sample_time(b, dev) if time is None else time.float()
+        time = self.sample_time(b, dev, *time_beta) if time is None else time.float()
         tt = time[:, None, None]
         x_t = tt * noise + (1.0 - tt) * actions
         u_t = noise - actions
@@ -309,7 +322,7 @@ class Pi05Model(nn.Module):
         se = (v_t - u_t).pow(2)  # (B, H, A)
         dim_mask = batch.get('action_dim_mask')
         if dim_mask is None:
-            dim_mask = (torch.arange(a, device=dev) < cfg.robot_action_dim)[None].expand(b, a)
+            dim_mask = torch.ones(b, a, dtype=torch.bool, device=dev)  # (B, A)
         m = dim_mask.bool()[:, None, :].expand(b, h, a)
         if batch.get('action_is_pad') is not None:
             m = m & ~batch['action_is_pad'].bool()[:, :, None]
@@ -318,17 +331,15 @@ class Pi05Model(nn.Module):
         info: dict[str, Any] = {'action_loss': action_loss.detach()}
         loss = action_loss
         routing_loss = torch.zeros((), device=dev)
-        weight = cfg.routing_loss_weight_at(None) if routing_loss_weight is None \
-            else float(routing_loss_weight)
+        weight = float(routing_loss_weight)
         if prefix.route is not None:
             info['routing_weights'] = prefix.route.weights.detach()
             info['routing_probs'] = prefix.route.probs.detach()
             active = batch.get('camera_active')
             if active is not None:
                 target, labelled = labels_from_active(active.float())
-                routing_loss = focal_loss(prefix.route.probs, target,
-                                          cfg.camera_routing_focal_alpha,
-                                          cfg.camera_routing_focal_gamma, labelled)
+                routing_loss = focal_loss(prefix.route.probs, target, focal_alpha, focal_gamma,
+                                          labelled)
                 hit = (prefix.route.probs.argmax(-1) == target).float()
                 lf = labelled.float()
                 info['routing_accuracy'] = ((hit * lf).sum() / lf.sum().clamp_min(1.0)).detach()

@@ -44,7 +44,6 @@ from pi05_moe_policy.nodes.msg_convert import (
     stamp_to_sec,
 )
 from pi05_moe_policy.nodes.ros_params import declare_config
-from pi05_moe_policy.transforms.tokenizer import CappedTokenizer
 
 
 class PolicyNode(Node):
@@ -65,8 +64,7 @@ class PolicyNode(Node):
         self.joint_check = JointStateCheck(cfg, self.joint_names)
         self.once = FirstSeen()  # extra joint sets, truncated prompts: said once each
         # The tokenizer reports prompts cut to max_token_len here, not to Python logging.
-        p.transform.tokenizer = CappedTokenizer(p.transform.tokenizer, p.config.max_token_len,
-                                                self._on_truncate)
+        p.transform.set_truncation_handler(self._on_truncate)
         self.rates = {n: RateMeter() for n in self.topics}
         self.infer_ms = RunningStats()
         self.prompt = self.prompt_in_use = cfg.prompt

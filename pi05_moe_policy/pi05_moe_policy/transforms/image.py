@@ -6,6 +6,9 @@ clipped to a temperature window and mapped to 3 channels (grey, or an ironbow pa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -61,3 +64,31 @@ def thermal_to_tensor(img: np.ndarray, size: int, window_ck: tuple[float, float]
         raise ValueError(f"thermal colormap must be 'gray' or 'ironbow', got {colormap!r}")
     x = torch.from_numpy(rgb.astype(np.float32)) * 2.0 - 1.0  # (3, H, W)
     return resize_with_pad(x, size)
+
+
+class ImagesToTensors:
+    """Step: ``images`` {camera: checked array} -> ``images`` (C, 3, S, S) float32 in [-1, 1]
+    in camera order (the base, then the experts) and ``image_masks`` (C,) bool; a missing
+    camera is zeros with its mask off.  Thermal (uint16) goes through the colour map."""
+
+    def __init__(self, camera_names: Sequence[str], image_size: int,
+                 window_ck: tuple[float, float], colormap: str):
+        self.camera_names = tuple(camera_names)
+        self.size = image_size
+        self.window_ck = window_ck
+        self.colormap = colormap
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        images, s = sample['images'], self.size
+        out = torch.zeros(len(self.camera_names), 3, s, s)  # (C, 3, S, S)
+        mask = torch.zeros(len(self.camera_names), dtype=torch.bool)  # (C,)
+        for i, name in enumerate(self.camera_names):
+            img = images.get(name)
+            if img is None:
+                continue
+            if img.dtype == np.uint16:
+                out[i] = thermal_to_tensor(img, s, self.window_ck, self.colormap)
+            else:
+                out[i] = rgb_to_tensor(img, s)
+            mask[i] = True
+        return {**sample, 'images': out, 'image_masks': mask}

@@ -104,6 +104,30 @@ class NormStats:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+class Normalize:
+    """Step: quantile-normalise ``state`` and (when present) ``actions`` with the checkpoint's
+    stats (openpi's Normalize); the real dims only, padding comes after."""
+
+    def __init__(self, norm_stats: NormStats):
+        self.norm_stats = norm_stats
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        out = {**sample, 'state': self.norm_stats.state.normalize(sample['state'])}  # (D,)
+        if sample.get('actions') is not None:
+            out['actions'] = self.norm_stats.actions.normalize(sample['actions'])  # (H, A)
+        return out
+
+
+class Unnormalize:
+    """Step (output): ``actions`` (..., H, robot_action_dim) normalised -> robot units."""
+
+    def __init__(self, norm_stats: NormStats):
+        self.norm_stats = norm_stats
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        return {**sample, 'actions': self.norm_stats.actions.unnormalize(sample['actions'])}
+
+
 def pad_to(x: np.ndarray, dim: int) -> np.ndarray:
     """Zero-pad the last axis to ``dim``."""
     if x.shape[-1] > dim:

@@ -7,9 +7,6 @@ and circled digits such as ``①`` are digits to ``str.isdigit`` but not decimal
 become bytes; lone surrogates are encoded with ``surrogatepass``).  A PI0.5 prompt with 14 state
 dims is ~30 tokens.
 
-``CappedTokenizer`` wraps either one: it cuts the ids to a maximum length itself and reports each
-cut to a callback, so a caller (the policy node) can say so once per prompt in its own log.
-
 ``HFTokenizer`` (pi05_base): a local ``tokenizer.json`` (e.g. PaliGemma's), loaded with the
 ``tokenizers`` library and copied into the checkpoint.  Nothing is downloaded.
 """
@@ -20,7 +17,6 @@ import json
 import re
 import shutil
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -121,34 +117,6 @@ class HFTokenizer:
     def save(self, directory: Path) -> dict[str, Any]:
         shutil.copyfile(self.path, directory / self.FILE)
         return {'type': self.kind, 'file': self.FILE}
-
-
-class CappedTokenizer:
-    """``tokenizer`` whose ``encode`` returns at most ``max_len`` ids (the first ones, as
-    ``Transform.tokenize`` would keep) and calls ``on_truncate(text, n_ids)`` for each cut.
-
-    The wrapped tokenizer's other attributes (``pad_id``, ``vocab_size``, ``save``) show through.
-    """
-
-    def __init__(self, tokenizer: Any, max_len: int,
-                 on_truncate: Callable[[str, int], None]) -> None:
-        if max_len < 1:
-            raise ValueError(f'CappedTokenizer.max_len={max_len!r}: expected an int >= 1')
-        self.inner = tokenizer
-        self.max_len = int(max_len)
-        self.on_truncate = on_truncate
-
-    def __getattr__(self, name: str) -> Any:
-        if name == 'inner':  # not set yet (copy, pickle): no recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def encode(self, text: str) -> list[int]:
-        ids = self.inner.encode(text)
-        if len(ids) > self.max_len:
-            self.on_truncate(text, len(ids))
-            ids = ids[:self.max_len]
-        return ids
 
 
 def build_tokenizer(tokenizer_type: str, vocab_size: int, tokenizer_path: str | None = None,

@@ -190,7 +190,7 @@ def observation(item: dict[str, Any]) -> dict[str, Any]:
 
 def routed_experts(policy: Any) -> list[str]:
     """The expert cameras the policy reports routing weights for ([] without the MoE)."""
-    return list(policy.expert_cameras) if policy.config.use_camera_moe else []
+    return list(policy.expert_cameras) if policy.model_config.use_camera_moe else []
 
 
 def episode_lengths(frames: Any) -> list[int]:
@@ -203,7 +203,7 @@ def run_policy(policy: Any, frames: Any, pairs: list[tuple[int, int]], cfg: Eval
     from pi05_moe_training.progress import progress as tqdm
 
     starts = np.cumsum([0, *episode_lengths(frames)])  # (episodes + 1,) first dataset index
-    shape = (policy.action_horizon, policy.config.action_dim)
+    shape = (policy.action_horizon, policy.model_config.action_dim)
     experts = routed_experts(policy)
     num_steps = cfg.num_steps or None
     if pairs:  # warm-up: lazy initialisation and CUDA kernels stay out of the timings
@@ -317,7 +317,7 @@ def evaluate(inputs: list[str], cfg: EvalConfig) -> dict[str, Any]:
         'frames': len(pairs),
         'episodes': len({e for e, _ in pairs}), 'stride': cfg.stride,
         'max_frames': cfg.max_frames, 'noise_seed': cfg.seed,
-        'num_steps': cfg.num_steps or policy.config.num_steps, 'device': cfg.device,
+        'num_steps': cfg.num_steps or policy.model_config.num_steps, 'device': cfg.device,
         'warmup_calls': cfg.warmup, 'torch_threads': torch.get_num_threads(),
         'joint_names': names, 'experts': routed_experts(policy),
         'action_horizon': policy.action_horizon,

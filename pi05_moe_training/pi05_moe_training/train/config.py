@@ -13,12 +13,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from pi05_moe_policy.params import check, param
+from pi05_moe_policy.params import check, param, strict_from_dict
 
 DEVICES = ('auto', 'cpu', 'cuda')
-# ModelConfig's copy of the routing-loss schedule, set from this config's routing_* fields.
-SCHEDULE_FIELDS = ('camera_routing_loss_weight', 'camera_routing_loss_warmup_steps',
-                   'camera_routing_loss_ramp_steps')
 
 
 def parse_override(text: str) -> Any:
@@ -31,7 +28,10 @@ def parse_override(text: str) -> Any:
 
 @dataclass
 class TrainConfig:
-    """Training of the PI0.5 camera-MoE policy (flow-matching + focal routing loss)."""
+    """Training of the PI0.5 camera-MoE policy (flow-matching + focal routing loss).
+
+    The loss settings live here, not in the policy's config: a checkpoint's network and data
+    description do not depend on how it was trained (its train_config.json records that)."""
 
     # --- data and output ---
     dataset: str = param('', 'dataset directory written by `pi05-moe convert`')
@@ -41,7 +41,7 @@ class TrainConfig:
     # --- model ---
     preset: str = param('small', 'model preset: tiny | small | pi05_base')
     model_overrides: dict[str, str] = param(
-        {}, 'ModelConfig field overrides as KEY=VALUE, VALUE in JSON '
+        {}, 'ModelConfig / DataConfig field overrides as KEY=VALUE, VALUE in JSON '
             '(e.g. use_camera_moe=false camera_router_temperature=0.5)')
     seed: int = param(0, 'seed of the initial weights, the data order and the flow noise')
     delta_actions: bool = param(
@@ -69,6 +69,11 @@ class TrainConfig:
     routing_loss_weight: float = param(0.1, 'weight of the focal routing loss once ramped')
     routing_warmup_steps: int = param(1000, 'steps with routing-loss weight 0')
     routing_ramp_steps: int = param(1000, 'steps of the linear ramp from 0 to the full weight')
+    routing_focal_alpha: float = param(0.25, 'focal routing loss alpha (seed 000)')
+    routing_focal_gamma: float = param(2.0, 'focal routing loss gamma (seed 000)')
+    # --- flow matching (openpi: time ~ Beta(1.5, 1) * 0.999 + 0.001) ---
+    time_beta_alpha: float = param(1.5, 'alpha of the Beta distribution of flow times')
+    time_beta_beta: float = param(1.0, 'beta of the Beta distribution of flow times')
     # --- hardware ---
     device: str = param('auto', "'auto' (cuda when available), 'cpu' or 'cuda'")
     bf16: bool = param(True, 'bf16 autocast on CUDA (CPU always trains in fp32)')
@@ -92,9 +97,13 @@ class TrainConfig:
         check(_finite(self.lr) and self.lr > 0, self, 'lr', 'a learning rate > 0')
         check(_finite(self.min_lr) and 0 <= self.min_lr <= self.lr, self, 'min_lr',
               f'0 <= min_lr <= lr={self.lr}')
-        for name in ('weight_decay', 'grad_clip', 'routing_loss_weight'):
+        for name in ('weight_decay', 'grad_clip', 'routing_loss_weight', 'routing_focal_alpha',
+                     'routing_focal_gamma'):
             check(_finite(getattr(self, name)) and getattr(self, name) >= 0, self, name,
                   'a finite number >= 0')
+        for name in ('time_beta_alpha', 'time_beta_beta'):
+            check(_finite(getattr(self, name)) and getattr(self, name) > 0, self, name,
+                  'a finite number > 0')
         for name in ('beta1', 'beta2'):
             check(_finite(getattr(self, name)) and 0 <= getattr(self, name) < 1, self, name,
                   'a number in [0, 1)')
@@ -106,16 +115,16 @@ class TrainConfig:
         self._check_model()
 
     def _check_model(self) -> None:
-        """The preset and the override names; the values are validated by ModelConfig when the
-        run combines them with the dataset's robot description."""
-        from pi05_moe_policy.model.config import PRESETS, ModelConfig
+        """The preset and the override names; the values are validated by the policy's configs
+        when the run combines them with the dataset's robot description."""
+        from pi05_moe_policy.model.config import PRESETS
+        from pi05_moe_policy.policy_config import DATA_FIELDS, MODEL_FIELDS
 
         check(self.preset in PRESETS, self, 'preset', f'one of {sorted(PRESETS)}')
-        known = {f.name for f in dataclasses.fields(ModelConfig)}
+        known = set(MODEL_FIELDS) | set(DATA_FIELDS)
         check(set(self.model_overrides) <= known, self, 'model_overrides',
-              f'ModelConfig fields; unknown: {sorted(set(self.model_overrides) - known)}')
-        check(not set(self.model_overrides) & set(SCHEDULE_FIELDS), self, 'model_overrides',
-              f'no {list(SCHEDULE_FIELDS)} (set them with --routing-* flags)')
+              f'ModelConfig or DataConfig fields (the loss is set with --routing-* and '
+              f'--time-beta-* flags); unknown: {sorted(set(self.model_overrides) - known)}')
 
     def check_paths(self) -> None:
         """The fields a run needs but a default-constructed config lacks."""
@@ -123,22 +132,24 @@ class TrainConfig:
         check(bool(self.out), self, 'out', 'an output directory (--out DIR)')
 
     def model_kwargs(self) -> dict[str, Any]:
-        """ModelConfig fields this config sets: the overrides, and the routing-loss schedule
-        (so the checkpoint's model config records what the run used)."""
-        kwargs = {k: parse_override(v) for k, v in self.model_overrides.items()}
-        kwargs.update(zip(SCHEDULE_FIELDS, (self.routing_loss_weight, self.routing_warmup_steps,
-                                            self.routing_ramp_steps)))
-        return kwargs
+        """The policy config fields this config overrides (flat names, values parsed)."""
+        return {k: parse_override(v) for k, v in self.model_overrides.items()}
+
+    def loss_kwargs(self, routing_loss_weight: float) -> dict[str, Any]:
+        """``Pi05Model.compute_loss``'s loss arguments at a step's routing-loss weight."""
+        return {'routing_loss_weight': routing_loss_weight,
+                'focal_alpha': self.routing_focal_alpha, 'focal_gamma': self.routing_focal_gamma,
+                'time_beta': (self.time_beta_alpha, self.time_beta_beta)}
 
     def model_config(self, robot: dict[str, Any] | None = None) -> Any:
-        """The ModelConfig of a fresh run: the preset, then ``robot`` (the dataset's robot
+        """The ``PolicyConfig`` of a fresh run: the preset, then ``robot`` (the dataset's robot
         description: dims, joint names, control period, cameras), then the overrides."""
-        from pi05_moe_policy.model.config import make_config
+        from pi05_moe_policy.policy_config import make_policy_config
 
         robot = dict(robot or {})
         if self.delta_actions and robot:
             robot['delta_action_mask'] = self.delta_action_mask(robot)
-        return make_config(self.preset, **{**robot, **self.model_kwargs()})
+        return make_policy_config(self.preset, **{**robot, **self.model_kwargs()})
 
     def delta_action_mask(self, robot: dict[str, Any]) -> list[bool]:
         """Per action dim of ``robot``: delta unless named in absolute_joints or beyond the
@@ -157,11 +168,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f'TrainConfig: unknown fields {unknown}; known: {sorted(known)}')
-        return cls(**data)
+        return strict_from_dict(cls, data)
 
 
 def _finite(x: Any) -> bool:

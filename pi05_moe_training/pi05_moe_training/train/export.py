@@ -44,5 +44,5 @@ def main(args: argparse.Namespace) -> int:
     out = policy.save(args.out, weights_dtype=args.weights_dtype)
     size_mb = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f'exported {source} -> {out} ({args.weights_dtype} weights, noise_scale '
-          f'{policy.config.noise_scale:g}, {size_mb:.1f} MB)')
+          f'{policy.model_config.noise_scale:g}, {size_mb:.1f} MB)')
     return 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -121,8 +122,17 @@ def train(cfg: TrainConfig) -> Path:
         shutdown_distributed()
 
 
-def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
-    device = dist_info.device
+@dataclasses.dataclass
+class Position:
+    """Where a run is: optimiser steps done, and the data position within the epochs."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+def resume_source(cfg: TrainConfig) -> Path | None:
+    """The checkpoint to resume from (None: a fresh run); refuses to mix runs in one --out."""
     out = Path(cfg.out)
     resume_from = latest_checkpoint(out) if cfg.resume else None
     if cfg.resume and resume_from is None:
@@ -130,36 +140,34 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
     if not cfg.resume and list_checkpoints(out):
         raise ValueError(f'{str(out)!r} already holds checkpoints; pass --resume to continue '
                          'that run or choose a new --out')
+    return resume_from
 
-    data = TrainDataset(cfg.dataset, cfg.oversample_start_s, cfg.oversample_factor)
-    policy = build_policy(cfg, data, resume_from)
-    data.bind(policy)  # checks the dataset against the model; samples go through its transform
-    model = policy.model.to(device).train()
-    optimizer = make_optimizer(model, cfg, device)
 
-    # Where we are: a fresh start, or exactly where the checkpoint stopped.
-    step, epoch, batch_in_epoch = 0, 0, 0
-    seed_everything(cfg.seed + dist_info.rank)  # ranks draw different flow noise
-    sampler = ResumableSampler(data, dist_info.world_size, dist_info.rank, cfg.seed)
-    batches_per_epoch = sampler.num_samples // cfg.batch_size
-    if batches_per_epoch == 0:
-        raise ValueError(f'the dataset has {len(data)} samples: too few for batch_size='
-                         f'{cfg.batch_size} x {dist_info.world_size} process(es)')
-    if resume_from is not None:
-        warn_config_changes(load_train_config(resume_from), cfg)
-        state = load_train_state(resume_from)
-        optimizer.load_state_dict(state['optimizer'])
-        step, epoch, batch_in_epoch = state['step'], state['epoch'], state['batch_in_epoch']
-        if (state['world_size'], state['batches_per_epoch']) == (dist_info.world_size,
-                                                                 batches_per_epoch):
-            set_rng_state(state['rng'][dist_info.rank])
-        else:
-            log.warning('resume: world size or dataset changed; the data order restarts at '
-                        'the next epoch and RNGs are reseeded (not an exact continuation)')
-            epoch, batch_in_epoch = epoch + 1, 0
-            seed_everything(cfg.seed + dist_info.rank + 1_000_003 * step)
-        log.info('resumed from %s at step %d', resume_from, step)
+def restore(resume_from: Path, cfg: TrainConfig, optimizer: torch.optim.Optimizer,
+            dist_info: DistInfo, batches_per_epoch: int) -> Position:
+    """Load the optimiser and the position of ``resume_from``; RNGs continue exactly when the
+    world size and dataset are unchanged, else the data order restarts at the next epoch."""
+    warn_config_changes(load_train_config(resume_from), cfg)
+    state = load_train_state(resume_from)
+    optimizer.load_state_dict(state['optimizer'])
+    pos = Position(state['step'], state['epoch'], state['batch_in_epoch'])
+    if (state['world_size'], state['batches_per_epoch']) == (dist_info.world_size,
+                                                             batches_per_epoch):
+        set_rng_state(state['rng'][dist_info.rank])
+    else:
+        log.warning('resume: world size or dataset changed; the data order restarts at '
+                    'the next epoch and RNGs are reseeded (not an exact continuation)')
+        pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
+        seed_everything(cfg.seed + dist_info.rank + 1_000_003 * pos.step)
+    log.info('resumed from %s at step %d', resume_from, pos.step)
+    return pos
 
+
+def setup_hardware(model: torch.nn.Module, cfg: TrainConfig, dist_info: DistInfo
+                   ) -> tuple[torch.nn.Module, Any, bool]:
+    """Gradient checkpointing, TF32 and bf16 autocast on CUDA, DDP across processes.
+    Returns (the model to call, the autocast context, whether bf16 is on)."""
+    device = dist_info.device
     if cfg.gradient_checkpointing and device.type == 'cuda':
         model.set_gradient_checkpointing(True)
     elif cfg.gradient_checkpointing:
@@ -178,63 +186,93 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
         ddp_model = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == 'cuda' else None,
             find_unused_parameters=True)
+    return ddp_model, autocast, use_bf16
 
-    experts = policy.expert_cameras if policy.config.use_camera_moe else ()
+
+def train_step(ddp_model: torch.nn.Module, model: torch.nn.Module,
+               optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], step: int,
+               cfg: TrainConfig, device: torch.device, autocast: Any
+               ) -> tuple[dict[str, Any], torch.Tensor, float]:
+    """One optimiser step at ``step``'s learning rate and routing weight.
+    Returns (the loss info, the gradient norm before clipping, the learning rate)."""
+    lr = get_lr(step, cfg)
+    for group in optimizer.param_groups:
+        group['lr'] = lr
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    with autocast:
+        loss, info = ddp_model(batch, **cfg.loss_kwargs(routing_loss_weight(step, cfg)))
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(
+        model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return info, grad_norm, lr
+
+
+def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
+    device, out = dist_info.device, Path(cfg.out)
+    resume_from = resume_source(cfg)
+    data = TrainDataset(cfg.dataset, cfg.oversample_start_s, cfg.oversample_factor)
+    policy = build_policy(cfg, data, resume_from)
+    data.bind(policy)  # checks the dataset against the model; samples go through its transform
+    model = policy.model.to(device).train()
+    optimizer = make_optimizer(model, cfg, device)
+
+    # Where we are: a fresh start, or exactly where the checkpoint stopped.
+    pos = Position()
+    seed_everything(cfg.seed + dist_info.rank)  # ranks draw different flow noise
+    sampler = ResumableSampler(data, dist_info.world_size, dist_info.rank, cfg.seed)
+    batches_per_epoch = sampler.num_samples // cfg.batch_size
+    if batches_per_epoch == 0:
+        raise ValueError(f'the dataset has {len(data)} samples: too few for batch_size='
+                         f'{cfg.batch_size} x {dist_info.world_size} process(es)')
+    if resume_from is not None:
+        pos = restore(resume_from, cfg, optimizer, dist_info, batches_per_epoch)
+    ddp_model, autocast, use_bf16 = setup_hardware(model, cfg, dist_info)
+
+    experts = policy.expert_cameras if policy.model_config.use_camera_moe else ()
     window = MetricWindow(metric_keys(experts), device)
-    logger = TrainLogger(out, dist_info, cfg.max_steps, step, cfg.progress)
+    logger = TrainLogger(out, dist_info, cfg.max_steps, pos.step, cfg.progress)
     global_batch = cfg.batch_size * dist_info.world_size
     logger.write(f'training {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params on '
                  f'{dist_info.world_size} x {device} ({"bf16" if use_bf16 else "fp32"}), '
                  f'{len(data)} samples, global batch {global_batch}, '
                  f'{batches_per_epoch} steps/epoch')
-
-    def checkpoint() -> Path:
-        return _save(out, step, policy, cfg, optimizer, dist_info, epoch, batch_in_epoch,
-                     batches_per_epoch)
-
     last = resume_from
-    while step < cfg.max_steps:
-        sampler.set_position(epoch, batch_in_epoch * cfg.batch_size)
+    while pos.step < cfg.max_steps:
+        sampler.set_position(pos.epoch, pos.batch_in_epoch * cfg.batch_size)
         loader = make_loader(data, sampler, cfg.batch_size, cfg.num_workers,
-                             seed=cfg.seed + 7919 * epoch + dist_info.rank,
+                             seed=cfg.seed + 7919 * pos.epoch + dist_info.rank,
                              pin_memory=device.type == 'cuda')
         for batch in loader:
-            lr = get_lr(step, cfg)
-            for group in optimizer.param_groups:
-                group['lr'] = lr
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast:
-                loss, info = ddp_model(batch, routing_loss_weight=routing_loss_weight(step, cfg))
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            batch_in_epoch += 1
+            info, grad_norm, lr = train_step(ddp_model, model, optimizer, batch, pos.step, cfg,
+                                             device, autocast)
+            pos.step += 1
+            pos.batch_in_epoch += 1
             window.add(step_metrics(info, grad_norm, experts))
             logger.advance()
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
+            if pos.step % cfg.log_every == 0 or pos.step == cfg.max_steps:
                 scalars = window.pop(dist_info)
                 if not math.isfinite(scalars['loss']):
-                    raise FloatingPointError(f'loss is {scalars["loss"]} at step {step}; the '
-                                             f'last good checkpoint is {last}')
-                logger.log(step, scalars, lr, global_batch)
-            if step % cfg.save_every == 0 or step == cfg.max_steps:
-                last = checkpoint()
-            if step >= cfg.max_steps:
+                    raise FloatingPointError(f'loss is {scalars["loss"]} at step {pos.step}; '
+                                             f'the last good checkpoint is {last}')
+                logger.log(pos.step, scalars, lr, global_batch)
+            if pos.step % cfg.save_every == 0 or pos.step == cfg.max_steps:
+                last = _save(out, pos, policy, cfg, optimizer, dist_info, batches_per_epoch)
+            if pos.step >= cfg.max_steps:
                 break
         else:  # the epoch ran out
-            epoch, batch_in_epoch = epoch + 1, 0
-    logger.write(f'done: step {step}, checkpoint {last}')
+            pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
+    logger.write(f'done: step {pos.step}, checkpoint {last}')
     logger.close()
     return last
 
 
-def _save(out: Path, step: int, policy: Any, cfg: TrainConfig, optimizer: torch.optim.Optimizer,
-          dist_info: DistInfo, epoch: int, batch_in_epoch: int, batches_per_epoch: int) -> Path:
+def _save(out: Path, pos: Position, policy: Any, cfg: TrainConfig,
+          optimizer: torch.optim.Optimizer, dist_info: DistInfo, batches_per_epoch: int) -> Path:
     """Every rank contributes its RNG state (and, under DDP, its parameter hash, to prove the
     replicas are still identical); rank 0 writes."""
+    step, epoch, batch_in_epoch = pos.step, pos.epoch, pos.batch_in_epoch
     rngs = all_gather_objects(rng_state(), dist_info)
     hashes = all_gather_objects(parameter_hash(policy.model), dist_info) \
         if dist_info.enabled else []

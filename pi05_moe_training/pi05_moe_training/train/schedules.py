@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import math
 
-from pi05_moe_policy.model.config import warmup_ramp
 from pi05_moe_training.train.config import TrainConfig
+
+
+def warmup_ramp(step: int, weight: float, warmup_steps: int, ramp_steps: int) -> float:
+    """Seed 001's routing-loss schedule: 0 for ``warmup_steps``, then a linear ramp to
+    ``weight`` over ``ramp_steps`` (at once when 0), held there after."""
+    if step < warmup_steps:
+        return 0.0
+    if ramp_steps <= 0:
+        return float(weight)
+    return float(weight) * min(1.0, (step - warmup_steps) / ramp_steps)
 
 
 def get_lr(step: int, cfg: TrainConfig) -> float:
@@ -29,6 +38,6 @@ def get_lr(step: int, cfg: TrainConfig) -> float:
 def routing_loss_weight(step: int, cfg: TrainConfig) -> float:
     """Seed 001's tips: no routing loss for ``routing_warmup_steps`` (the action expert learns
     to use the cameras first), then a linear ramp to ``routing_loss_weight`` over
-    ``routing_ramp_steps``. The same function as the checkpointed ModelConfig's schedule."""
+    ``routing_ramp_steps``."""
     return warmup_ramp(step, cfg.routing_loss_weight, cfg.routing_warmup_steps,
                        cfg.routing_ramp_steps)

@@ -1,9 +1,9 @@
-"""The converted dataset as a torch ``Dataset``, through the policy's own transform.
+"""The converted dataset as a torch ``Dataset``, through the policy's own transforms.
 
-Each sample goes through ``Policy.transform.sample`` (resize and pad to 224, thermal to three
-channels, quantile normalisation, discretised state in the prompt, tokens): the same code
-``Policy.infer`` runs, so training and inference cannot disagree.  ``collate`` is the
-transform's as well.
+Each sample goes through ``Policy.transform`` (``make_transforms``: checks, delta actions,
+quantile normalisation, discretised state in the prompt, tokens, resize and pad to 224, thermal
+to three channels, padding): the same composition ``Policy.infer`` runs, so training and
+inference cannot disagree.  ``collate`` is the composition's as well.
 
 Data order is a pure function of (seed, epoch, rank): ``ResumableSampler`` is a
 ``DistributedSampler`` that can start mid-epoch, and each epoch's ``DataLoader`` gets its own
@@ -35,7 +35,7 @@ class TrainDataset(Dataset):
     """Training samples of a ``pi05-moe convert`` dataset.
 
     Two steps, because the model is built from the dataset and the samples from the model:
-    ``robot_description()`` and ``norm_stats`` feed a fresh policy's config, then
+    ``robot_description()`` and ``norm_stats`` feed a fresh policy's configs, then
     ``bind(policy)`` checks the dataset against the policy and reads frames with its action
     horizon and cameras.  Item i is ``policy.transform.sample(...)`` of frame i.
     """
@@ -56,21 +56,22 @@ class TrainDataset(Dataset):
         self.transform: Any = None
 
     def norm_stats(self, config: Any) -> dict[str, dict[str, Any]]:
-        """Normalisation stats for a model ``config`` in the policy's layout: the state's from
+        """Normalisation stats for a ``PolicyConfig`` in the policy's layout: the state's from
         ``meta/stats.json``; the actions' too when they are absolute, else computed here over
-        every chunk with the state subtracted on config.delta_action_mask's dims."""
+        every chunk with the state subtracted on DataConfig.delta_action_mask's dims."""
         state = self.stats[layout.STATE]
-        if not any(config.delta_action_mask):
+        mask, horizon = config.data.delta_action_mask, config.model.action_horizon
+        if not any(mask):
             return {'state': state, 'actions': self.stats[layout.ACTION]}
-        frames = EpisodeDataset(self.root, horizon=config.action_horizon, load_images=False)
-        dims = np.asarray(config.delta_action_mask, bool)  # (A,)
+        frames = EpisodeDataset(self.root, horizon=horizon, load_images=False)
+        dims = np.asarray(mask, bool)  # (A,)
         values = np.concatenate([
-            chunk_action_values(arrays['state'], arrays['action'], config.action_horizon, dims)
+            chunk_action_values(arrays['state'], arrays['action'], horizon, dims)
             for arrays in map(frames.episode_arrays, range(frames.num_episodes))])  # (N*H, A)
         return {'state': state, 'actions': compute_stats(values)}
 
     def robot_description(self) -> dict[str, Any]:
-        """ModelConfig fields the dataset determines: dims, joint names, control period and
+        """DataConfig fields the dataset determines: dims, joint names, control period and
         camera roles (thermal = cameras stored as mono16 centi-Kelvin)."""
         features = self.info['features']
         roles = self.info['camera_roles']
@@ -89,7 +90,7 @@ class TrainDataset(Dataset):
 
     def bind(self, policy: Any) -> None:
         """Check that ``policy`` fits this dataset; then frames are read for it."""
-        cfg = policy.config
+        cfg = policy.data_config
         robot = self.robot_description()
         problems = [f'{k}: model {getattr(cfg, k)!r}, dataset {robot[k]!r}'
                     for k in ('robot_state_dim', 'robot_action_dim')
@@ -100,7 +101,7 @@ class TrainDataset(Dataset):
         if problems:
             raise ValueError(f'dataset {str(self.root)!r} does not fit the model: '
                              + '; '.join(problems))
-        self.frames = EpisodeDataset(self.root, horizon=cfg.action_horizon,
+        self.frames = EpisodeDataset(self.root, horizon=policy.action_horizon,
                                      cameras=list(cfg.camera_names))
         self.transform = policy.transform
         self.index = self.sample_index(self.frames.frame_times(), self.oversample_start_s,
@@ -120,7 +121,7 @@ class TrainDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = self._bound()[int(self.index[i])]
         labels = item['camera_active']
-        experts = self.transform.config.expert_cameras
+        experts = self.transform.data_config.expert_cameras
         # Labels only when the dataset has one for each of the model's expert cameras.
         active = {e: labels[e] for e in experts} if all(e in labels for e in experts) else None
         return self.transform.sample(item['images'], item['state'], item['prompt'],
