@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
-LOG_FORMAT = '{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]{postfix}'
+LOG_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} {unit} '
+              '[{elapsed}<{remaining}, {rate_fmt}]{postfix}')
 LOG_FORMAT_NO_TOTAL = '{desc}: {n_fmt} {unit} [{elapsed}, {rate_fmt}]{postfix}'
 
 

@@ -18,7 +18,7 @@ def test_a_log_gets_plain_lines_not_frames():
     assert '\r' not in text and '\x1b' not in text
     lines = text.splitlines()
     assert 1 <= len(lines) <= 3, lines  # the start, (maybe) one refresh, the end
-    assert lines[-1].startswith('eval: 1000/1000 frame [')
+    assert lines[-1].startswith('eval: 100% 1000/1000 frame [')
     assert '|' not in lines[-1] and '█' not in text  # no bar characters
 
 
