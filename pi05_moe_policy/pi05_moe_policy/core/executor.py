@@ -213,7 +213,10 @@ class ExecutorCore:
         if self.safety is None:
             return None
         proposal = self.ensembler.action_at(now, min_stamp=now - self.cfg.stale_timeout)
-        return self.safety.step(now, proposal, self.ensembler.newest_covering(now), self.dt)
+        newest = self.ensembler.newest_covering(now)
+        if newest is None:  # nothing covers now: a hold, reported stale if the newest is
+            newest = self.newest_stamp
+        return self.safety.step(now, proposal, newest, self.dt)
 
     def chunk_age(self, now: float) -> float | None:
         """Age of the newest chunk kept (s, >= 0), None before any."""
