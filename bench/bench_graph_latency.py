@@ -49,7 +49,8 @@ HZ = 50.0
 def graph_yaml(path: Path, num_threads: int, inference_hz: float) -> Path:
     policy = dict(checkpoint='preset:tiny', num_threads=num_threads, joint_names=JOINTS,
                   max_inference_hz=inference_hz)
-    executor = dict(control_hz=HZ, enabled=True, mode='latest', lower_limits=[-10.0],
+    executor = dict(control_hz=HZ, enabled=True, mode='latest', joint_names=JOINTS,
+                    lower_limits=[-10.0],
                     upper_limits=[10.0], max_velocity=[1e6], stale_timeout=2.0)
     PolicyNodeConfig(**policy)
     ExecutorNodeConfig(**executor)  # a misspelt parameter fails here, not silently in ROS

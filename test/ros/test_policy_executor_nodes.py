@@ -36,8 +36,8 @@ CAMERAS = {'wrist': '/wrist/image_raw', 'l515': '/l515/color/image_raw',
 LIMIT, VMAX, STALE, HZ = 0.3, 2.0, 0.8, 50.0
 POLICY = dict(checkpoint='preset:tiny', num_threads=1, joint_names=JOINTS, max_inference_hz=8.0,
               warn_period=1.0, diagnostics_period=0.5)
-EXECUTOR = dict(control_hz=HZ, mode='ensemble', lower_limits=[-LIMIT], upper_limits=[LIMIT],
-                max_velocity=[VMAX], stale_timeout=STALE, warn_period=1.0,
+EXECUTOR = dict(control_hz=HZ, mode='ensemble', joint_names=JOINTS, lower_limits=[-LIMIT],
+                upper_limits=[LIMIT], max_velocity=[VMAX], stale_timeout=STALE, warn_period=1.0,
                 diagnostics_period=0.5)
 # Reliable with a deep queue: a probe starved of CPU for a moment must not lose commands.
 DEEP = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)

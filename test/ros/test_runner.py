@@ -31,9 +31,9 @@ pi05_moe_graph:
               arguments: [replay, '${{bag}}', --delay, '1.0'], on_exit: shutdown,
               enabled: {replay}}}
 exec_a:
-  ros__parameters: {{enabled: false, control_hz: 20.0}}
+  ros__parameters: {{enabled: false, control_hz: 20.0, joint_names: [j0]}}
 exec_b:
-  ros__parameters: {{enabled: false, control_hz: 10.0}}
+  ros__parameters: {{enabled: false, control_hz: 10.0, joint_names: [j0]}}
 """
 
 

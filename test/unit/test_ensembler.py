@@ -188,3 +188,21 @@ def test_malformed_chunks_are_rejected(actions, period, match):
 def test_config_rejects_bad_values_quoting_them(field, value):
     with pytest.raises(ValueError, match=re.escape(f'EnsemblerConfig.{field}={value!r}')):
         EnsemblerConfig(**{field: value})
+
+
+def test_chunks_older_than_min_stamp_never_contribute():
+    ens = TemporalEnsembler(EnsemblerConfig(mode='ensemble', ensemble_k=0.0))
+    ens.add(0.0, DT, np.full((100, 1), 1.0), now=0.0)  # old, still covers t = 1.0
+    ens.add(0.9, DT, np.full((100, 1), 3.0), now=0.9)
+    np.testing.assert_allclose(ens.action_at(1.0), [2.0])  # both, without an age limit
+    np.testing.assert_allclose(ens.action_at(1.02, min_stamp=0.5), [3.0])  # the old one is out
+    assert ens.action_at(1.04, min_stamp=0.95) is None  # every covering chunk too old
+    assert ens.newest_covering(1.04) == 0.9  # ... which the watchdog tells from "none"
+
+
+def test_newest_covering_is_none_when_nothing_covers_now():
+    ens = TemporalEnsembler(EnsemblerConfig(mode='latest'))
+    assert ens.newest_covering(0.0) is None
+    ens.add(1.0, DT, np.zeros((10, 2)), now=1.0)
+    assert ens.newest_covering(1.1) == 1.0
+    assert ens.newest_covering(1.2 + 1e-6) is None  # its rows ended at 1.2

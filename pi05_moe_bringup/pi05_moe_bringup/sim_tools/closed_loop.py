@@ -1,9 +1,9 @@
 """Closed-loop episodes in the simulator: SimRobot + a policy + the executor's runtime core.
 
 No ROS, no DDS, no wall clock: one process steps the simulated robot, asks the policy for action
-chunks and turns them into commands with the very classes ``executor_node`` runs
-(:class:`~pi05_moe_policy.core.ensembler.TemporalEnsembler` and
-:class:`~pi05_moe_policy.core.safety.SafetyFilter`, configured by an ``ExecutorNodeConfig``).
+chunks and turns them into commands with the very class ``executor_node`` runs
+(:class:`~pi05_moe_policy.core.executor.ExecutorCore`, configured by an ``ExecutorNodeConfig``),
+so the chunk checks, the watchdog and the limits are the node's own.
 
 Timing model, all in simulated time:
 
@@ -33,15 +33,14 @@ A "policy" is any object with ``infer(obs) -> {'actions': (H, D), 'routing': {ex
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from pi05_moe_bringup.sim.expert import ExpertConfig, ScriptedExpert
 from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
-from pi05_moe_policy.core.ensembler import TemporalEnsembler
-from pi05_moe_policy.core.safety import SafetyFilter
+from pi05_moe_policy.core.executor import ChunkRejectedError, ExecutorCore
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig
 from pi05_moe_policy.params import check
 
@@ -102,6 +101,10 @@ class ClosedLoop:
         if abs(1.0 / executor.control_hz - self.dt) > 1e-9:
             raise ValueError(f'executor control_hz={executor.control_hz!r} must equal 1 / the '
                              f'sim control period ({1.0 / self.dt:g} Hz): one tick per step')
+        if tuple(executor.joint_names or JOINT_NAMES) != JOINT_NAMES:
+            raise ValueError(f'executor joint_names={executor.joint_names!r}: the sim robot has '
+                             f'{JOINT_NAMES}')
+        self.executor = replace(executor, joint_names=list(JOINT_NAMES))
         names = tuple(policy.joint_names or ()) or JOINT_NAMES
         if names != JOINT_NAMES or policy.robot_state_dim != len(JOINT_NAMES):
             raise ValueError(f'the policy drives joints {names} with state dim '
@@ -128,15 +131,13 @@ class ClosedLoop:
         cfg, robot = self.config, self.robot
         spec = robot.reset(task=task, seed=seed)
         self.policy.reset()
-        ensembler = TemporalEnsembler(self.executor)  # what executor ~/reset gives: no chunks
-        safety = SafetyFilter(self.executor, len(JOINT_NAMES))
+        core = ExecutorCore(self.executor)  # a fresh executor: no chunks, no command yet
         start = robot.joint_state().position  # (D,)
-        safety.seed(start)
+        core.set_joint_state(start, robot.time)
         result = EpisodeResult(task=spec.name, prompt=spec.prompt, seed=seed,
                                camera_labels=dict(spec.camera_labels), success=False, steps=0,
                                sim_time_s=0.0)
         in_flight: tuple[float, float, np.ndarray] | None = None  # (arrival, stamp, (H, D))
-        newest: float | None = None  # observation time of the newest chunk held
         next_inference = 0
         travel = np.zeros(6)  # (6,) arm joints
         closest = np.inf  # (m) pinch point to the target cube
@@ -148,14 +149,16 @@ class ClosedLoop:
                 if in_flight is not None and in_flight[0] <= now + _EPS:
                     _, stamp, actions = in_flight
                     in_flight = None
-                    if ensembler.add(stamp, self.dt, actions, now) < len(actions):
-                        newest = stamp if newest is None else max(newest, stamp)
+                    try:
+                        core.add_chunk(stamp, self.dt, list(JOINT_NAMES), actions, now)
+                    except ChunkRejectedError:  # NaN/inf actions: rejected, as by the node
+                        pass
                 elif in_flight is None and step >= next_inference:
                     in_flight = self._infer(spec.prompt, now, result)
                     next_inference = step + cfg.replan_steps
                 else:
                     break
-            out = safety.step(now, ensembler.action_at(now), newest, self.dt)
+            out = core.tick(now)
             robot.set_action(out.command)
             robot.step()
             position = robot.joint_state().position  # (D,)
@@ -168,7 +171,7 @@ class ClosedLoop:
         result.sim_time_s = robot.time
         result.arm_travel_rad = float(travel.max())
         result.closest_m = float(closest)
-        counts = safety.counts
+        counts = core.safety.counts
         result.safety = {'executed': counts.executed, 'clamped_position': counts.clamped_position,
                          'clamped_velocity': counts.clamped_velocity, **counts.holds}
         return result

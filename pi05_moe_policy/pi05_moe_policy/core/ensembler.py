@@ -10,8 +10,10 @@ each chunk that covers ``now`` contributes the row of the slot that contains ``n
 - ``latest``: the row of the newest chunk only.
 
 Rows whose slot has already ended when a chunk arrives are never executed: the chunk's rows are
-placed on the clock, not replayed from the start, so inference latency is absorbed. Chunks are
-ordered by stamp, so a late-arriving old chunk counts as old.
+placed on the clock, not replayed from the start, so inference latency is absorbed: a chunk that
+arrived late but still covers now is executed from its current row. Chunks are ordered by stamp,
+so a late-arriving old chunk counts as old. ``action_at(now, min_stamp)`` leaves out the chunks
+whose observation is older than ``min_stamp`` (the executor's absolute age limit).
 """
 
 from __future__ import annotations
@@ -99,11 +101,19 @@ class TemporalEnsembler:
         self._chunks.insert(index, chunk)
         return passed
 
-    def action_at(self, now: float) -> np.ndarray | None:
+    def newest_covering(self, now: float) -> float | None:
+        """The stamp of the newest chunk whose rows cover ``now`` (in ``latest`` mode: of the
+        newest chunk, if it covers now), whatever its age; None when nothing covers now."""
+        chunks = self._chunks[-1:] if self.cfg.mode == 'latest' else self._chunks
+        stamps = [c.stamp for c in chunks if c.end > now + _EPS and c.row_at(now) is not None]
+        return max(stamps) if stamps else None
+
+    def action_at(self, now: float, min_stamp: float = -math.inf) -> np.ndarray | None:
         """The action (A,) for time ``now``, or None when no chunk covers it.
 
-        Chunks that ended before ``now`` are dropped, so call with a non-decreasing ``now``
-        (call :meth:`reset` after the clock jumps back).
+        Only chunks stamped at or after ``min_stamp`` contribute (older ones are kept, for
+        :meth:`newest_covering`, but never used). Chunks that ended before ``now`` are dropped,
+        so call with a non-decreasing ``now`` (call :meth:`reset` after the clock jumps back).
         """
         self._chunks = [c for c in self._chunks if c.end > now + _EPS]
         if not self._chunks:
@@ -111,8 +121,11 @@ class TemporalEnsembler:
         if self.cfg.mode == 'latest':
             newest = self._chunks[-1]
             row = newest.row_at(now)
-            return None if row is None else newest.actions[row].copy()
-        rows = [c.actions[r] for c in self._chunks if (r := c.row_at(now)) is not None]
+            if row is None or newest.stamp < min_stamp:
+                return None
+            return newest.actions[row].copy()
+        rows = [c.actions[r] for c in self._chunks
+                if c.stamp >= min_stamp and (r := c.row_at(now)) is not None]
         if not rows:
             return None
         weights = np.exp(-self.cfg.ensemble_k * np.arange(len(rows)))  # (n,), oldest first

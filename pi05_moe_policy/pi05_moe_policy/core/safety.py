@@ -3,15 +3,19 @@
 Every control tick, :meth:`SafetyFilter.step` turns the ensembler's proposal into the command
 actually sent:
 
-1. hold the last safe command when the newest chunk is older than ``stale_timeout`` (the
-   policy stopped: cameras gone, inference stuck), when no chunk covers now, or when the proposal
-   holds a NaN or an infinity;
+1. hold the last safe command when the newest chunk that covers now is older than
+   ``stale_timeout`` (the policy stopped: cameras gone, inference stuck), when no chunk covers
+   now, or when the proposal holds a NaN or an infinity;
 2. otherwise clamp to ``[lower_limits, upper_limits]``;
 3. then move from the last command by at most ``max_velocity * dt`` per joint.
 
 The first command needs a reference to rate-limit from: :meth:`SafetyFilter.seed` it with the
 measured joint positions. Until then ``step`` returns no command at all. Since the last command
 and the clamped target both lie within the limits, so does every step between them.
+
+Once a command exists it stays the reference: :meth:`SafetyFilter.hold_toward` (the executor's
+``~/enable`` and ``~/reset``) does not jump to a new position, it makes the holds that follow
+ramp to it within the velocity limit, until a proposal takes over.
 """
 
 from __future__ import annotations
@@ -45,8 +49,8 @@ class SafetyConfig:
         [1.5], 'Largest command change per second per joint (rad/s or m/s); one value applies '
         'to every joint.')
     stale_timeout: float = param(
-        0.5, 'Hold the last command when the newest chunk\'s observation is older than this '
-        '(s, on the node clock).')
+        0.5, 'Absolute age limit (s, on the node clock): a chunk whose observation is older '
+        'than this is never commanded from; when every chunk covering now is that old, hold.')
 
     def __post_init__(self) -> None:
         for name in ('lower_limits', 'upper_limits', 'max_velocity'):
@@ -97,6 +101,7 @@ class SafetyFilter:
         self.max_velocity = per_joint('max_velocity')  # (D,)
         self.counts = SafetyCounts()
         self._last: np.ndarray | None = None  # (D,) the last command sent (always in limits)
+        self._hold_target: np.ndarray | None = None  # (D,) where holds ramp to (hold_toward)
 
     @property
     def last(self) -> np.ndarray | None:
@@ -116,14 +121,30 @@ class SafetyFilter:
     def reset(self, position: np.ndarray | None = None) -> None:
         """Drop the last command; start again from ``position`` when given."""
         self._last = None
+        self._hold_target = None
         if position is not None:
             self.seed(position)
+
+    def hold_toward(self, position: np.ndarray) -> bool:
+        """Make the next holds ramp from the last command to ``position`` (D,), clamped to the
+        limits, at most ``max_velocity * dt`` a tick, until a proposal is executed.
+
+        Without a last command this seeds it instead. Non-finite positions are refused (False).
+        """
+        p = np.asarray(position, dtype=np.float64)
+        if p.shape != self.lower.shape or not np.isfinite(p).all():
+            return False
+        if self._last is None:
+            return self.seed(p)
+        self._hold_target = np.clip(p, self.lower, self.upper)
+        return True
 
     def step(self, now: float, proposal: np.ndarray | None, newest_stamp: float | None,
              dt: float) -> SafetyOutput:
         """The command for this tick, from the ensembler's ``proposal`` (D,) or None.
 
-        ``newest_stamp`` is the observation time of the newest chunk received (None: none yet);
+        ``newest_stamp`` is the observation time of the newest chunk that covers now
+        (:meth:`TemporalEnsembler.newest_covering`; None: none);
         ``dt`` the control period (s) that bounds the step.
         """
         if newest_stamp is not None and now - newest_stamp > self.cfg.stale_timeout:
@@ -138,18 +159,26 @@ class SafetyFilter:
             return SafetyOutput(None, NO_REFERENCE)
         if status != OK:
             self.counts.holds[status] += 1
+            if self._hold_target is not None:
+                self._move_toward(self._hold_target, dt)
             return SafetyOutput(self._last.copy(), status)
         target = np.asarray(proposal, dtype=np.float64)  # (D,)
         if target.shape != self.lower.shape:
             raise ValueError(f'proposal of shape {target.shape}, expected {self.lower.shape}')
+        self._hold_target = None  # a proposal takes over from any ramp
         clamped = np.clip(target, self.lower, self.upper)
+        too_fast = self._move_toward(clamped, dt)
+        self.counts.executed += 1
+        self.counts.clamped_position += int(not np.array_equal(clamped, target))
+        self.counts.clamped_velocity += int(too_fast)
+        return SafetyOutput(self._last.copy(), status)
+
+    def _move_toward(self, clamped: np.ndarray, dt: float) -> bool:
+        """Step the last command toward ``clamped`` (D,, in limits) within the velocity limit;
+        True when the limit cut the step."""
         max_step = self.max_velocity * dt  # (D,)
         delta = clamped - self._last
         too_fast = np.abs(delta) > max_step
         command = np.where(too_fast, self._last + np.sign(delta) * max_step, clamped)
-        command = np.clip(command, self.lower, self.upper)  # rounding must not leave the limits
-        self.counts.executed += 1
-        self.counts.clamped_position += int(not np.array_equal(clamped, target))
-        self.counts.clamped_velocity += int(too_fast.any())
-        self._last = command
-        return SafetyOutput(command.copy(), status)
+        self._last = np.clip(command, self.lower, self.upper)  # rounding must not leave limits
+        return bool(too_fast.any())

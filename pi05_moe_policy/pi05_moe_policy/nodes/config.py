@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pi05_moe_policy import topics
-from pi05_moe_policy.core.ensembler import EnsemblerConfig
+from pi05_moe_policy.core.executor import ExecutorCoreConfig
 from pi05_moe_policy.core.input_checks import InputCheckConfig
-from pi05_moe_policy.core.safety import SafetyConfig
 from pi05_moe_policy.core.snapshot import SnapshotConfig
 from pi05_moe_policy.params import check, param
 
@@ -79,19 +78,16 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
 
 
 @dataclass
-class ExecutorNodeConfig(SafetyConfig, EnsemblerConfig):
+class ExecutorNodeConfig(ExecutorCoreConfig):
     """executor_node: ActionChunks -> ensembled, filtered commands for a ros2_control
     controller."""
 
-    control_hz: float = param(50.0, 'Control rate (Hz, on the node clock).')
     enabled: bool = param(False, 'Send commands to the controller from the start. False: only '
                           'preview them until the ~/enable service is called.')
     controller: str = param(topics.CONTROLLER, 'ros2_control controller to command: '
                             '/<controller>/commands or /<controller>/joint_trajectory.')
     output: str = param('commands', 'commands: std_msgs/Float64MultiArray (forward command '
                         'controller); joint_trajectory: trajectory_msgs/JointTrajectory.')
-    joint_names: list[str] = param(
-        [], 'Joint order of the commands. Empty: taken from the first ActionChunk.')
     action_chunk_topic: str = param(topics.ACTION_CHUNK, 'pi05_moe_msgs/ActionChunk input.')
     joint_states_topic: str = param(topics.JOINT_STATES, 'sensor_msgs/JointState input: the '
                                     'position held before the first command and after enable.')
@@ -105,20 +101,24 @@ class ExecutorNodeConfig(SafetyConfig, EnsemblerConfig):
                                'seconds.')
 
     def __post_init__(self) -> None:
-        SafetyConfig.__post_init__(self)
-        EnsemblerConfig.__post_init__(self)
-        check(self.control_hz > 0, self, 'control_hz', 'a rate > 0')
+        ExecutorCoreConfig.__post_init__(self)
         check(self.output in OUTPUTS, self, 'output', f'one of {OUTPUTS}')
         check(bool(self.controller) and '/' not in self.controller, self, 'controller',
               'a controller name without "/"')
-        check(len(set(self.joint_names)) == len(self.joint_names), self, 'joint_names',
-              'unique names')
         for name in ('action_chunk_topic', 'joint_states_topic', 'preview_topic',
                      'diagnostics_topic'):
             _check_topic(self, name)
         for name in ('diagnostics_period', 'log_period'):
             check(getattr(self, name) > 0, self, name, 'seconds > 0')
         check(self.warn_period >= 0, self, 'warn_period', 'seconds >= 0')
+
+    def require_joint_names(self) -> None:
+        """Raise ``ValueError`` when the output carries no names and none are configured: the
+        commands' order would otherwise be a guess (the node refuses to start)."""
+        if self.output == 'commands' and not self.joint_names:
+            raise ValueError(f'{type(self).__name__}.joint_names={self.joint_names!r}: expected '
+                             'the controller\'s joint order (output commands sends a '
+                             'Float64MultiArray, which carries no names)')
 
     @property
     def command_topic(self) -> str:

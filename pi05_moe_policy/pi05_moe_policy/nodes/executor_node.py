@@ -1,16 +1,17 @@
 """executor_node: ActionChunks -> ensembled, safety-filtered commands for ros2_control.
 
-A control-rate timer (node clock, so sim time under ``use_sim_time``) asks the temporal
-ensembler for the action for *now* and passes it through the safety filter (joint limits,
-velocity limits, stale-chunk watchdog, NaN rejection). Actuation is off by default: commands go
-to the preview topic until ``~/enable`` (std_srvs/SetBool) is called; enabling restarts the rate
-limiter from the measured joint positions. ``~/reset`` (std_srvs/Trigger) drops every chunk.
-Parameters: :class:`pi05_moe_policy.nodes.config.ExecutorNodeConfig`.
+A control-rate timer (node clock, so sim time under ``use_sim_time``) asks the executor core
+(:class:`pi05_moe_policy.core.executor.ExecutorCore`: chunk checks, temporal ensembling, joint
+and velocity limits, the stale-chunk watchdog) for the command for *now*. Actuation is off by
+default: commands go to the preview topic until ``~/enable`` (std_srvs/SetBool) is called, which
+needs a fresh joint state; enabling and ``~/reset`` (std_srvs/Trigger, drops every chunk) ramp
+from the last command, never jump. Bad chunks are rejected with rate-limited warnings.
+Parameters: :class:`pi05_moe_policy.nodes.config.ExecutorNodeConfig` (``joint_names`` is
+required with ``output: commands``).
 """
 
 from __future__ import annotations
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -19,10 +20,10 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from pi05_moe_msgs.msg import ActionChunk
-from pi05_moe_policy.core.ensembler import TemporalEnsembler
+from pi05_moe_policy.core.executor import ChunkRejectedError, ExecutorCore
 from pi05_moe_policy.core.joint_state import reorder_joints
 from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
-from pi05_moe_policy.core.safety import NO_REFERENCE, OK, SafetyFilter
+from pi05_moe_policy.core.safety import NO_REFERENCE, OK
 from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig
 from pi05_moe_policy.nodes.main import run_node
@@ -34,22 +35,16 @@ class ExecutorNode(Node):
     def __init__(self) -> None:
         super().__init__('executor_node')
         self.cfg = cfg = declare_config(self, ExecutorNodeConfig)
-        self.dt = 1.0 / cfg.control_hz
-        self.ensembler = TemporalEnsembler(cfg)
+        cfg.require_joint_names()
+        self.core = ExecutorCore(cfg)
+        self.dt = self.core.dt
         self.warn = RateLimitedLog(self.get_logger().warning, cfg.warn_period)
         # A lambda, not the bound method: rclpy fixes one severity per calling line.
         self.log_status = RateLimitedLog(lambda text: self.get_logger().info(text),
                                          cfg.warn_period)
-        self.joint_names: list[str] | None = None
-        self.safety: SafetyFilter | None = None
-        if cfg.joint_names:
-            self._set_joints(list(cfg.joint_names))
         self.enabled = cfg.enabled
-        self.measured: np.ndarray | None = None  # (D,) latest joint positions
-        self.newest_stamp: float | None = None  # observation time of the newest chunk kept
         self.last_now: float | None = None
         self.status = NO_REFERENCE
-        self.chunks = {'received': 0, 'late': 0, 'rejected': 0}
         msg_type = Float64MultiArray if cfg.output == 'commands' else JointTrajectory
         self.command_pub = self.create_publisher(msg_type, cfg.command_topic, qos.COMMAND)
         self.preview_pub = self.create_publisher(msg_type, cfg.preview_topic, qos.COMMAND)
@@ -72,40 +67,29 @@ class ExecutorNode(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _set_joints(self, names: list[str]) -> None:
-        self.safety = SafetyFilter(self.cfg, len(names))  # raises on limits of the wrong length
-        self.joint_names = names
-
     # ------------------------------------------------------------------ inputs
     def _on_chunk(self, msg: ActionChunk) -> None:
-        topic = self.cfg.action_chunk_topic
-        now = self._now()
+        topic, now = self.cfg.action_chunk_topic, self._now()
         try:
             stamp, period, actions = parse_action_chunk(msg, topic)
-            if self.joint_names is None:
-                self._set_joints(list(msg.joint_names))
-            elif list(msg.joint_names) != self.joint_names:
-                raise ValueError(f'{topic}: chunk joint names {list(msg.joint_names)} differ '
-                                 f'from {self.joint_names}')
-            passed = self.ensembler.add(stamp, period, actions, now)
-        except ValueError as exc:
-            self.chunks['rejected'] += 1
-            self.warn((topic, 'rejected'), f'rejecting chunk {msg.chunk_id}: {exc}')
+            passed = self.core.add_chunk(stamp, period, list(msg.joint_names), actions, now)
+        except ChunkRejectedError as exc:  # counted by the core
+            self.warn((topic, exc.reason), f'rejecting chunk {msg.chunk_id}: {topic}: {exc}')
             return
-        self.chunks['received'] += 1
+        except ValueError as exc:  # sizes that do not add up; the text names the topic
+            self.core.chunks['rejected'] += 1
+            self.warn((topic, 'malformed'), f'rejecting chunk {msg.chunk_id}: {exc}')
+            return
         if passed == len(actions):
-            self.chunks['late'] += 1
             self.warn((topic, 'late'), f'{topic}: chunk {msg.chunk_id} came {now - stamp:.3f} s '
                       f'after its observation: all {len(actions)} rows had passed')
-            return
-        self.newest_stamp = stamp if self.newest_stamp is None else max(stamp, self.newest_stamp)
 
     def _on_joints(self, msg: JointState) -> None:
-        if self.joint_names is None:
+        if self.core.joint_names is None:
             return
         topic = self.cfg.joint_states_topic
         try:
-            match = reorder_joints(msg.name, msg.position, self.joint_names)
+            match = reorder_joints(msg.name, msg.position, self.core.joint_names)
         except ValueError as exc:
             self.warn((topic, 'malformed'), f'{topic}: {exc}')
             return
@@ -113,32 +97,31 @@ class ExecutorNode(Node):
             self.warn((topic, 'unusable'), f'{topic}: missing {list(match.missing)}, NaN/inf '
                       f'{list(match.nonfinite)}: not used as the hold position')
             return
-        self.measured = match.positions
-        self.safety.seed(self.measured)
+        self.core.set_joint_state(match.positions, self._now())
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
-        if request.data and not self.enabled and self.safety is not None:
-            self.safety.reset(self.measured)  # move on from where the robot *is*
-        self.enabled = bool(request.data)
-        response.success = True
+        problem = None
+        if request.data and not self.enabled:
+            problem = self.core.enable(self._now())  # ramps from the last command
+        if problem is None:
+            self.enabled = bool(request.data)
+        response.success = problem is None
         response.message = (f'actuation {"enabled" if self.enabled else "disabled"}: commands '
                             f'go to {self._out_topic()}')
-        if self.enabled and self.measured is None:
-            response.message += f'; waiting for {self.cfg.joint_states_topic} to start'
+        if problem is not None:
+            response.message = f'refusing to enable: {problem}; ' + response.message
         self.get_logger().info(response.message)
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         self._reset()
         response.success = True
-        response.message = 'chunks dropped; holding the measured position until a new chunk'
+        response.message = ('chunks dropped; ramping to the measured position (or holding) '
+                            'until a new chunk')
         return response
 
     def _reset(self) -> None:
-        self.ensembler.reset()
-        self.newest_stamp = None
-        if self.safety is not None:
-            self.safety.reset(self.measured)
+        self.core.reset(self._now())
         self.get_logger().info('reset: chunks dropped')
 
     # ------------------------------------------------------------------ the control tick
@@ -149,33 +132,32 @@ class ExecutorNode(Node):
                                       f'{now:.3f} s (bag or simulator restart?)')
             self._reset()
         self.last_now = now
-        if self.safety is None:
+        out = self.core.tick(now)
+        if out is None:
             return
-        out = self.safety.step(now, self.ensembler.action_at(now), self.newest_stamp, self.dt)
         if out.status != self.status:
             self.status = out.status
             self.log_status(out.status, f'status {out.status} ({self._age_text(now)})')
             self._publish_diagnostics()  # transitions are reported at once
         if out.command is not None:
-            msg = make_command(self.cfg.output, self.joint_names, out.command, self.dt)
+            msg = make_command(self.cfg.output, self.core.joint_names, out.command, self.dt)
             (self.command_pub if self.enabled else self.preview_pub).publish(msg)
 
     # ------------------------------------------------------------------ reporting
     def _age_text(self, now: float) -> str:
-        if self.newest_stamp is None:
-            return 'no chunk yet'
-        return f'newest chunk {now - self.newest_stamp:.3f} s old'
+        age = self.core.chunk_age(now)
+        return 'no chunk yet' if age is None else f'newest chunk {age:.3f} s old'
 
     def _values(self) -> dict[str, object]:
         now = self._now()
         values: dict[str, object] = {
             'enabled': self.enabled, 'output_topic': self._out_topic(), 'mode': self.cfg.mode,
             'status': self.status, 'chunk_age_s': (
-                now - self.newest_stamp if self.newest_stamp is not None else 'none'),
-            'chunks_held': self.ensembler.num_chunks,
-            **{f'chunks_{k}': v for k, v in self.chunks.items()}}
-        if self.safety is not None:
-            c = self.safety.counts
+                'none' if (age := self.core.chunk_age(now)) is None else age),
+            'chunks_held': self.core.ensembler.num_chunks,
+            **{f'chunks_{k}': v for k, v in self.core.chunks.items()}}
+        if self.core.safety is not None:
+            c = self.core.safety.counts
             values.update({'executed': c.executed, 'clamped_position': c.clamped_position,
                            'clamped_velocity': c.clamped_velocity,
                            **{f'holds_{k[5:]}': v for k, v in c.holds.items()}})
