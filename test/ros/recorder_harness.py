@@ -23,7 +23,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
 from pi05_moe_policy.nodes import qos
-from pi05_moe_training.record.recorder_node import STATUS_QOS
+from pi05_moe_training.record.ros_io import STATUS_QOS
 
 HERE = Path(__file__).parent
 
