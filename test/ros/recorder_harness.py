@@ -82,7 +82,8 @@ def end(proc: subprocess.Popen) -> None:
 
 def record(out_dir: Path, cameras: list[str], joint_topic: str, *, image_hz: float,
            joint_hz: float, seconds: float, size: int = 224, reliability: str = 'reliable',
-           metadata: dict | None = None, success: bool | None = None) -> Recording:
+           metadata: dict | None = None, success: bool | None = None,
+           publisher_args: tuple[str, ...] = ()) -> Recording:
     """Publish for ``seconds`` while one episode is recorded; return what was sent and the bag."""
     recorder_exe = shutil.which('recorder_node')
     if not recorder_exe:
@@ -96,7 +97,8 @@ def record(out_dir: Path, cameras: list[str], joint_topic: str, *, image_hz: flo
     publisher = spawn([sys.executable, str(HERE / 'stream_publisher.py'), '--cameras', *cameras,
                         '--joint-topic', joint_topic, '--image-hz', str(image_hz),
                         '--joint-hz', str(joint_hz), '--seconds', str(seconds),
-                        '--size', str(size), '--reliability', reliability], env)
+                        '--size', str(size), '--reliability', reliability,
+                        *publisher_args], env)
     rclpy.init()
     try:
         node = Node('recorder_harness')

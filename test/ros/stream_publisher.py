@@ -6,6 +6,9 @@ Protocol on stdin/stdout (one JSON object per line):
   ``{"published": {topic: [stamp_ns, ...]}, "late_ms": ...}`` (the header stamps sent);
 - waits for another line on stdin (or EOF) before exiting, so reliable writers can finish
   delivering what they sent.
+- ``--skip-every N`` stamps every stream on its ideal grid (start + i / rate) and never sends
+  every Nth message (i % N == N - 1): loss as DDS makes it, which the recorder must notice
+  (``"skipped": {topic: n}`` in the report).
 
 Usage: stream_publisher.py --cameras /a/image_raw /b/image_raw --image-hz 30 --joint-hz 100
        --seconds 20 [--size 224] [--reliability reliable|best_effort]
@@ -20,6 +23,7 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 
 
@@ -34,6 +38,7 @@ def parse() -> argparse.Namespace:
     p.add_argument('--reliability', choices=('reliable', 'best_effort'), default='reliable')
     p.add_argument('--depth', type=int, default=100)
     p.add_argument('--wait-s', type=float, default=60.0, help='give up waiting for subscribers')
+    p.add_argument('--skip-every', type=int, default=0, help='never send every Nth message')
     return p.parse_args()
 
 
@@ -67,7 +72,9 @@ def main() -> None:
     periods = {t: 1.0 / args.image_hz for t in args.cameras}
     periods[args.joint_topic] = 1.0 / args.joint_hz
     published: dict[str, list[int]] = {t: [] for t in periods}
+    sent = dict.fromkeys(periods, 0)  # messages due so far per topic, sent or skipped
     start = time.monotonic()
+    t0 = node.get_clock().now().nanoseconds
     due = dict.fromkeys(periods, start)
     late = 0.0
     while True:
@@ -79,6 +86,12 @@ def main() -> None:
             time.sleep(wait)
         late = max(late, -wait)
         stamp = node.get_clock().now()
+        index, sent[topic] = sent[topic], sent[topic] + 1
+        due[topic] += periods[topic]
+        if args.skip_every:
+            stamp = Time(nanoseconds=t0 + round(index * periods[topic] * 1e9))
+            if index % args.skip_every == args.skip_every - 1:
+                continue
         if topic == args.joint_topic:
             joints.header.stamp = stamp.to_msg()
             joints.position = [float(len(published[topic]))] * 7
@@ -87,8 +100,9 @@ def main() -> None:
             images[topic].header.stamp = stamp.to_msg()
             image_pubs[topic].publish(images[topic])
         published[topic].append(stamp.nanoseconds)
-        due[topic] += periods[topic]
-    print(json.dumps({'published': published, 'late_ms': round(late * 1e3, 1),
+    skipped = {t: sent[t] - len(published[t]) for t in periods}
+    print(json.dumps({'published': published, 'skipped': skipped,
+                      'late_ms': round(late * 1e3, 1),
                       'elapsed_s': round(time.monotonic() - start, 3)}), flush=True)
     sys.stdin.readline()
     node.destroy_node()

@@ -321,8 +321,8 @@ class EpisodeRecorder:
                 'queued_mb': round(bag.queued_bytes / 2**20, 2) if bag is not None else 0.0,
                 'dropped': bag.dropped if bag is not None else 0,
                 'counts': bag.counts if bag is not None else {},
-                'missing': {t: m.missing for t, m in sorted(self._monitors.items())
-                            if bag is not None and m.missing},
+                'missing': {t: n for t, m in sorted(self._monitors.items())
+                            if bag is not None and (n := m.report()['missing'])},
                 'error': str(bag.error) if bag is not None and bag.error else '',
                 'topics': sorted(self._topics),
                 'prompt': self.meta.prompt,

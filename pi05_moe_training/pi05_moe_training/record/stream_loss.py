@@ -10,8 +10,9 @@ then, so each stream is watched from what it receives:
   period is the configured one (``expected_hz``) or is learned as the median of its first
   ``LEARN`` stamp intervals; an interval of ``k`` periods (``k >= 2``, rounded) is one gap of
   ``k - 1`` missing messages.
-- **Rate.** ``expected`` is how many messages the stamp span (or, for streams without stamps and
-  a configured rate, the receive span) holds at that period; ``received`` is how many arrived.
+- **Rate.** ``received`` is how many arrived; ``expected`` is, at a configured rate, how many the
+  stamp span (the receive span for streams without stamps) holds, and with a learned period the
+  received plus the missing ones (the rate is then measured over the whole span).
 """
 
 from __future__ import annotations
@@ -118,16 +119,20 @@ class StreamMonitor:
         stamped = self.first_stamp is not None and self.last_stamp != self.first_stamp
         span_ns = (self.last_stamp - self.first_stamp if stamped else
                    (self.last_receive or 0) - (self.first_receive or 0))
-        expected = None
-        if self._period is not None and (stamped or self.expected_hz is not None):
+        expected, missing, hz = None, self.missing, None
+        if stamped and self.expected_hz is None:  # learned: the gaps are what is missing
+            expected = self.received + self.missing if self._period is not None else None
+            hz = (self.received + self.missing - 1) / (span_ns * 1e-9) if expected else None
+        elif self.expected_hz is not None:  # configured: the span says how many to expect
             expected = round(span_ns / self._period) + 1 if self.received else 0
-        missing = self.missing if stamped else max(0, (expected or 0) - self.received)
+            missing = self.missing if stamped else max(0, expected - self.received)
+            hz = self.expected_hz
         return {
             'received': self.received,
             'expected': expected,
             'missing': missing,
             'gaps': self.gaps,
-            'expected_hz': round(1e9 / self._period, 3) if self._period else None,
+            'expected_hz': round(hz, 3) if hz else None,
             'received_hz': (round((self.received - 1) / (span_ns * 1e-9), 3)
                             if span_ns > 0 and self.received > 1 else None),
             'period_source': source,
