@@ -34,7 +34,9 @@ def parse() -> argparse.Namespace:
     p.add_argument('--image-hz', type=float, default=30.0)
     p.add_argument('--joint-hz', type=float, default=100.0)
     p.add_argument('--seconds', type=float, default=20.0)
-    p.add_argument('--size', type=int, default=224)
+    p.add_argument('--size', type=int, default=224, help='square images of this side')
+    p.add_argument('--width', type=int, help='image width (default --size)')
+    p.add_argument('--height', type=int, help='image height (default --size)')
     p.add_argument('--reliability', choices=('reliable', 'best_effort'), default='reliable')
     p.add_argument('--depth', type=int, default=100)
     p.add_argument('--wait-s', type=float, default=60.0, help='give up waiting for subscribers')
@@ -53,9 +55,10 @@ def main() -> None:
     joint_pub = node.create_publisher(JointState, args.joint_topic, qos)
     rng = np.random.default_rng(0)
     images = {}
+    width, height = args.width or args.size, args.height or args.size
     for topic in args.cameras:
-        msg = Image(height=args.size, width=args.size, encoding='rgb8', step=3 * args.size)
-        msg.data = rng.integers(0, 256, args.size * args.size * 3, dtype=np.uint8).tobytes()
+        msg = Image(height=height, width=width, encoding='rgb8', step=3 * width)
+        msg.data = rng.integers(0, 256, width * height * 3, dtype=np.uint8).tobytes()
         images[topic] = msg
     joints = JointState(name=[f'joint{i}' for i in range(7)])
 
