@@ -32,8 +32,9 @@ HERE = Path(__file__).parent
 class Recording:
     published: dict[str, list[int]]  # topic -> header stamps sent (ns)
     bag: Path
-    summary: dict  # the ~/stop reply: bag, duration_s, counts, dropped
-    publisher: dict  # the publisher's report: late_ms, elapsed_s
+    summary: dict  # the ~/stop reply: bag, duration_s, counts, dropped, streams
+    publisher: dict  # the publisher's report: late_ms, elapsed_s, skipped
+    recorder_log: str = ''  # what recorder_node wrote to stderr (its log)
 
 
 def _call(node: Node, client, request, timeout: float = 20.0):
@@ -134,9 +135,10 @@ def record(out_dir: Path, cameras: list[str], joint_topic: str, *, image_hz: flo
         rclpy.shutdown()
         end(publisher)
         end(recorder)
+        recorder_log = recorder.stderr.read()
         if saved_domain is None:
             os.environ.pop('ROS_DOMAIN_ID')
         else:
             os.environ['ROS_DOMAIN_ID'] = saved_domain
     published = report.pop('published')
-    return Recording(published, bag, json.loads(reply.message), report)
+    return Recording(published, bag, json.loads(reply.message), report, recorder_log)

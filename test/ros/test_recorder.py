@@ -102,6 +102,11 @@ def test_loss_in_dds_is_reported_in_the_summary_and_the_bag(tmp_path):
         assert report['expected_hz'] == pytest.approx(1e9 / period, rel=0.01), topic
     with BagReader(run.bag) as bag:
         assert json.loads(bag.info.custom_data[STREAMS_KEY]) == streams
+    # warned while recording (rate-limited: 3 s of loss, one warning per 5 s), and at the stop
+    warnings = [line for line in run.recorder_log.splitlines()
+                if 'messages lost before the recorder' in line]
+    assert len(warnings) == 1 and any(t in warnings[0] for t in run.published), run.recorder_log
+    assert 'lost before it (missing per topic)' in run.recorder_log
 
 
 @pytest.mark.skipif(unshare_flags() is None, reason='no private mount namespace (unshare -m)')
