@@ -23,7 +23,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
 from pi05_moe_policy.nodes import qos
-from pi05_moe_training.record.recorder_node import STATUS_QOS
+from pi05_moe_training.record.ros_io import STATUS_QOS
 
 HERE = Path(__file__).parent
 
@@ -32,8 +32,9 @@ HERE = Path(__file__).parent
 class Recording:
     published: dict[str, list[int]]  # topic -> header stamps sent (ns)
     bag: Path
-    summary: dict  # the ~/stop reply: bag, duration_s, counts, dropped
-    publisher: dict  # the publisher's report: late_ms, elapsed_s
+    summary: dict  # the ~/stop reply: bag, duration_s, counts, dropped, streams
+    publisher: dict  # the publisher's report: late_ms, elapsed_s, skipped
+    recorder_log: str = ''  # what recorder_node wrote to stderr (its log)
 
 
 def _call(node: Node, client, request, timeout: float = 20.0):
@@ -82,7 +83,8 @@ def end(proc: subprocess.Popen) -> None:
 
 def record(out_dir: Path, cameras: list[str], joint_topic: str, *, image_hz: float,
            joint_hz: float, seconds: float, size: int = 224, reliability: str = 'reliable',
-           metadata: dict | None = None, success: bool | None = None) -> Recording:
+           metadata: dict | None = None, success: bool | None = None,
+           publisher_args: tuple[str, ...] = ()) -> Recording:
     """Publish for ``seconds`` while one episode is recorded; return what was sent and the bag."""
     recorder_exe = shutil.which('recorder_node')
     if not recorder_exe:
@@ -96,7 +98,8 @@ def record(out_dir: Path, cameras: list[str], joint_topic: str, *, image_hz: flo
     publisher = spawn([sys.executable, str(HERE / 'stream_publisher.py'), '--cameras', *cameras,
                         '--joint-topic', joint_topic, '--image-hz', str(image_hz),
                         '--joint-hz', str(joint_hz), '--seconds', str(seconds),
-                        '--size', str(size), '--reliability', reliability], env)
+                        '--size', str(size), '--reliability', reliability,
+                        *publisher_args], env)
     rclpy.init()
     try:
         node = Node('recorder_harness')
@@ -132,9 +135,10 @@ def record(out_dir: Path, cameras: list[str], joint_topic: str, *, image_hz: flo
         rclpy.shutdown()
         end(publisher)
         end(recorder)
+        recorder_log = recorder.stderr.read()
         if saved_domain is None:
             os.environ.pop('ROS_DOMAIN_ID')
         else:
             os.environ['ROS_DOMAIN_ID'] = saved_domain
     published = report.pop('published')
-    return Recording(published, bag, json.loads(reply.message), report)
+    return Recording(published, bag, json.loads(reply.message), report, recorder_log)

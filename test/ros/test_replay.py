@@ -24,6 +24,7 @@ from std_msgs.msg import String
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
 from pi05_moe_policy.core.image_codec import numpy_to_image
 from pi05_moe_policy.nodes import qos
+from pi05_moe_training.bags.mcap_salvage import SalvagedMcap
 from pi05_moe_training.bags.typestore import make_typestore
 from pi05_moe_training.bags.writer import make_qos
 
@@ -225,6 +226,28 @@ def test_a_truncated_mcap_bag_replays_what_is_left_and_reports_the_rest(tmp_path
     total = sum(len(v) for v in received.values())
     assert out.rstrip().endswith(f'{76 - total} of the 76 messages its metadata lists were not '
                                  'replayed'), out
+
+
+def test_a_salvaged_bag_reports_its_bag_time_with_or_without_clock(tmp_path, spawn,
+                                                                   wait_until):
+    """A bag left without metadata.yaml and cut mid-record (a killed recording): the summary
+    gives the bag time replayed, also with --clock 0 (it said "0.000 s of bag time")."""
+    big = [Stream('/wrist/image_raw', 'sensor_msgs/msg/Image',
+                  lambda t, i: image(t, i, (240, 320)), S // 20, 20), *STREAMS[1:]]
+    write_bag(tmp_path / 'bag', StoragePlugin.MCAP, big)
+    (tmp_path / 'bag' / 'metadata.yaml').unlink()
+    mcap = tmp_path / 'bag' / 'bag.mcap'
+    mcap.write_bytes(mcap.read_bytes()[:mcap.stat().st_size // 2])
+    salvaged = SalvagedMcap(tmp_path / 'bag')
+    span = (salvaged.end_ns - salvaged.start_ns) * 1e-9  # up to the last message before the cut
+    assert 0.1 < span < 0.95
+    for clock in ('100', '0'):
+        code, out = finish(replay(spawn, str(tmp_path / 'bag'), '--rate', '4', '--delay', '0',
+                                  '--clock', clock), Heard({}, []), wait_until)
+        assert code == 1, out
+        assert 'no metadata.yaml' in out and 'reading the MCAP data directly' in out
+        bag_s = float(re.search(r'([\d.]+) s of bag time', out).group(1))
+        assert bag_s == pytest.approx(span, abs=0.01), out
 
 
 def test_policy_node_chunks_are_stamped_in_bag_time(tmp_path, spawn, listen, wait_until):

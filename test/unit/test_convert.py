@@ -1,8 +1,8 @@
 """Bags -> dataset: real bags written with rosbags, converted, and read back.
 
 Covers our MCAP bags with metadata, a sqlite3 bag as `ros2 bag record` writes it (no metadata,
-prompt on /pi05_moe/prompt), a truncated bag, a bag that was never closed, a bag with corrupt
-metadata, and an episode missing a camera topic.
+prompt on /pi05_moe/prompt), a truncated bag, a bag without metadata.yaml (salvaged and
+converted), a bag with corrupt metadata, and an episode missing a camera topic.
 """
 
 import argparse
@@ -73,25 +73,28 @@ def test_find_bags_expands_directories(bags):
 def test_bad_bags_are_skipped_with_a_reason_and_nothing_else_is_lost(bags, dataset):
     out, report = dataset
     reasons = {Path(s['bag']).name: s['reason'] for s in report.skipped}
-    assert set(reasons) == {'c_no_thermal', 'd_truncated', 'e_unclosed', 'f_bad_yaml'}
+    assert set(reasons) == {'c_no_thermal', 'd_truncated', 'f_bad_yaml'}
     assert 'missing topics' in reasons['c_no_thermal'] and '/thermal/image_raw' in reasons[
         'c_no_thermal']
     assert 'truncated' in reasons['d_truncated'] or 'unreadable' in reasons['d_truncated']
-    assert 'no metadata.yaml' in reasons['e_unclosed'] and 'reindex' in reasons['e_unclosed']
     assert 'unreadable' in reasons['f_bad_yaml']
     conversion = json.loads((out / 'meta/conversion.json').read_text())
     assert {Path(s['bag']).name for s in conversion['skipped']} == set(reasons)
     converted = [Path(e['bag']).name for e in report.episodes]
-    assert converted == ['a_hot', 'b_red', 'g_plain']
+    assert converted == ['a_hot', 'b_red', 'e_unclosed', 'g_plain']
     # full length: 2 s (1.5 s) at 50 Hz, cut by the last 9 Hz thermal frame at 17/9 s (12/9 s)
-    assert [e['length'] for e in report.episodes] == [95, 95, 67]
+    assert [e['length'] for e in report.episodes] == [95, 95, 95, 67]
+    # the bag without metadata.yaml was salvaged whole (its MCAP file was complete)
+    salvaged = {Path(e['bag']).name: e['salvaged'] for e in report.episodes}
+    assert salvaged['e_unclosed'].startswith('salvaged ') and 'unclosed' in salvaged['e_unclosed']
+    assert [n for n, v in salvaged.items() if v] == ['e_unclosed']
 
 
 def test_meta_files(dataset):
     out, report = dataset
     info = json.loads((out / 'meta/info.json').read_text())
     assert info['codebase_version'] == 'v2.0' and info['fps'] == 50.0
-    assert info['total_episodes'] == 3 and info['total_frames'] == report.total_frames == 257
+    assert info['total_episodes'] == 4 and info['total_frames'] == report.total_frames == 352
     assert info['robot_type'] == 'testbot'
     assert info['camera_roles'] == {'base': 'wrist', 'experts': ['l515', 'thermal']}
     feats = info['features']
@@ -103,10 +106,11 @@ def test_meta_files(dataset):
     assert feats['annotation.camera.thermal_active']['dtype'] == 'int64'
     episodes = [json.loads(x) for x in (out / 'meta/episodes.jsonl').read_text().splitlines()]
     assert [e['tasks'] for e in episodes] == [['lift the hot cube'], ['lift the red cube'],
-                                              ['pick up the cube']]
-    assert [e['meta_source'] for e in episodes] == ['bag', 'defaults', 'bag']
-    assert [e['success'] for e in episodes] == [True, None, False]
-    assert [e['labels']['source'] for e in episodes] == ['keywords', 'keywords', 'fallback']
+                                              ['lift the hot cube'], ['pick up the cube']]
+    assert [e['meta_source'] for e in episodes] == ['bag', 'defaults', 'bag', 'bag']
+    assert [e['success'] for e in episodes] == [True, None, True, False]
+    assert [e['labels']['source'] for e in episodes] == ['keywords', 'keywords', 'keywords',
+                                                          'fallback']
     tasks = [json.loads(x) for x in (out / 'meta/tasks.jsonl').read_text().splitlines()]
     assert tasks == [{'task_index': 0, 'task': 'lift the hot cube'},
                      {'task_index': 1, 'task': 'lift the red cube'},
@@ -157,7 +161,7 @@ def test_images_are_lossless(dataset):
 def test_dataset_reader_chunks_and_pads(dataset):
     out, _ = dataset
     ds = EpisodeDataset(out, horizon=10)
-    assert len(ds) == 257 and ds.num_episodes == 3
+    assert len(ds) == 352 and ds.num_episodes == 4
     assert ds.cameras == ['wrist', 'l515', 'thermal']
     first = ds[0]
     assert first['prompt'] == 'lift the hot cube'
@@ -175,7 +179,7 @@ def test_dataset_reader_chunks_and_pads(dataset):
     assert set(ds[0]['images']) == {'wrist', 'l515', 'thermal'}
     assert EpisodeDataset(out, load_images=False)[0]['images'] == {}
     with pytest.raises(IndexError):
-        ds[257]
+        ds[352]
     with pytest.raises(ValueError, match='not in'):
         EpisodeDataset(out, cameras=['left_wrist'])
 
@@ -183,8 +187,8 @@ def test_dataset_reader_chunks_and_pads(dataset):
 def test_stats_match_the_data(dataset):
     out, _ = dataset
     ds = EpisodeDataset(out, load_images=False)
-    state = np.concatenate([ds.episode_arrays(e)['state'] for e in range(3)])
-    action = np.concatenate([ds.episode_arrays(e)['action'] for e in range(3)])
+    state = np.concatenate([ds.episode_arrays(e)['state'] for e in range(4)])
+    action = np.concatenate([ds.episode_arrays(e)['action'] for e in range(4)])
     stats = load_stats(out)
     for key, values in (('observation.state', state), ('action', action)):
         s = stats[key]

@@ -7,7 +7,10 @@
 - message types are deserialised with our typestore (:mod:`.typestore`) plus the types the bag
   embeds;
 - the episode metadata is found in the ``/episode/metadata`` message or in ``custom_data``
-  (:mod:`.episode_meta`); bags from plain ``ros2 bag record`` have none (``meta`` is None).
+  (:mod:`.episode_meta`); bags from plain ``ros2 bag record`` have none (``meta`` is None);
+- ``salvage=True``: an MCAP bag left without ``metadata.yaml`` (a recording killed by ``kill -9``,
+  a full disk or Ctrl-C) is read through :mod:`.mcap_salvage`, which keeps every message up to
+  the first cut record; :attr:`BagReader.salvaged` then says how much was kept and why.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from rosbags.rosbag2 import Reader
 
 from pi05_moe_training.bags import episode_meta
 from pi05_moe_training.bags.episode_meta import METADATA_TOPIC, EpisodeMeta
+from pi05_moe_training.bags.mcap_salvage import SalvagedMcap, SalvageError
 from pi05_moe_training.bags.typestore import make_typestore, register_bag_types
 
 STORAGE_SUFFIXES = ('.mcap', '.db3')
@@ -78,9 +82,12 @@ def _is_bag(path: Path) -> bool:
 class BagReader:
     """Opens one bag; use as a context manager. Raises :class:`BagError` on any failure."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, salvage: bool = False):
         self.path = Path(path)
         self._reader: Reader | None = None
+        self._salvage = salvage
+        self._salvaged: SalvagedMcap | None = None
+        self.salvaged: str | None = None  # what a salvaged bag kept (None: read normally)
         self.typestore = make_typestore()
 
     def __enter__(self) -> BagReader:
@@ -92,9 +99,12 @@ class BagReader:
 
     def open(self) -> None:
         if self.path.is_dir() and not (self.path / 'metadata.yaml').is_file():
-            raise BagError(
-                f'{self.path}: no metadata.yaml: the recording was not closed (crash or kill '
-                f'-9); `ros2 bag reindex {self.path}` can rebuild it')
+            why = (f'{self.path}: no metadata.yaml: the recording was not closed (crash, kill -9, '
+                   'full disk)')
+            if self._salvage:
+                return self._open_salvaged(why)
+            raise BagError(f'{why}; `ros2 bag reindex {self.path}` can rebuild it, or convert '
+                           'salvages what the MCAP file holds')
         try:
             self._reader = Reader(self.path)
             self._reader.open()
@@ -109,7 +119,27 @@ class BagReader:
         if missing:
             raise BagError(f'{self.path}: message types without a definition: {missing}')
 
+    def _open_salvaged(self, why: str) -> None:
+        try:
+            salvaged = SalvagedMcap(self.path)
+        except (SalvageError, OSError) as exc:
+            raise BagError(f'{why}, and nothing can be salvaged: {exc}') from None
+        if not salvaged.message_count:
+            raise BagError(f'{why}, and its MCAP data holds no complete message '
+                           f'({salvaged.stopped})')
+        register_bag_types(self.typestore, salvaged.connections)
+        missing = sorted({c.msgtype for c in salvaged.connections
+                          if c.msgtype not in self.typestore.fielddefs})
+        if missing:
+            raise BagError(f'{self.path}: message types without a definition: {missing}')
+        self._salvaged = salvaged
+        span = (salvaged.end_ns - salvaged.start_ns) * 1e-9
+        self.salvaged = (f'salvaged {salvaged.message_count} messages ({span:.3f} s) from an '
+                         f'unclosed recording; the data ends there: '
+                         f'{salvaged.stopped or "every file ended cleanly"}')
+
     def close(self) -> None:
+        self._salvaged = None
         if self._reader is not None:
             try:
                 self._reader.close()
@@ -123,7 +153,21 @@ class BagReader:
         return self._reader
 
     @property
+    def connections(self) -> list:
+        """The rosbags ``Connection`` s (topic, msgtype, msgcount, offered QoS)."""
+        if self._salvaged is not None:
+            return list(self._salvaged.connections)
+        return list(self.reader.connections)
+
+    @property
     def info(self) -> BagInfo:
+        if self._salvaged is not None:
+            s = self._salvaged
+            topics, counts = {}, {}
+            for c in s.connections:
+                topics[c.topic] = c.msgtype
+                counts[c.topic] = counts.get(c.topic, 0) + c.msgcount
+            return BagInfo(self.path, 'mcap', topics, counts, s.start_ns, s.end_ns, {})
         r = self.reader
         topics, counts = {}, {}
         for c in r.connections:
@@ -148,8 +192,11 @@ class BagReader:
         ``topics=None`` reads all. At the end the number read per topic is checked against the
         metadata: a shortfall (truncated storage) raises :class:`BagError`.
         """
-        r = self.reader
         wanted = None if topics is None else set(topics)
+        if self._salvaged is not None:  # what is left, with nothing listed to check against
+            yield from self._salvaged.messages(wanted)
+            return
+        r = self.reader
         connections = [c for c in r.connections if wanted is None or c.topic in wanted]
         if not connections:
             return

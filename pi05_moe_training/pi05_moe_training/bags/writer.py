@@ -73,10 +73,16 @@ class BagSummary:
     dropped: int = 0  # messages refused because the queue was full
     start_ns: int = 0
     end_ns: int = 0
+    streams: dict[str, dict] = field(default_factory=dict)  # topic -> loss report (recorder)
 
     @property
     def duration_s(self) -> float:
         return max(0, self.end_ns - self.start_ns) * 1e-9
+
+    def to_json(self) -> dict:
+        """The episode summary as ``~/stop`` replies it."""
+        return {'bag': str(self.path), 'duration_s': round(self.duration_s, 3),
+                'counts': self.counts, 'dropped': self.dropped, 'streams': self.streams}
 
 
 def _object_bytes(msg: Any) -> int:
@@ -116,6 +122,7 @@ class BagWriter:
         self._dropped = 0
         self._error: BaseException | None = None
         self._meta: EpisodeMeta | None = None
+        self._custom: dict[str, str] = {}  # extra metadata.yaml custom_data entries
         self._closed = False
         self._summary: BagSummary | None = None
         # The worker owns the rosbags Writer from open to close (sqlite3 objects are bound to
@@ -176,6 +183,11 @@ class BagWriter:
         """The episode metadata to store at :meth:`close` (the latest call wins)."""
         with self._lock:
             self._meta = meta
+
+    def set_custom_data(self, key: str, value: str) -> None:
+        """One more ``metadata.yaml`` custom_data entry, written at :meth:`close`."""
+        with self._lock:
+            self._custom[str(key)] = str(value)
 
     @property
     def topics(self) -> dict[str, str]:
@@ -281,6 +293,8 @@ class BagWriter:
                 self._room.notify_all()
 
     def _write_metadata(self, writer: Writer) -> None:
+        for key, value in self._custom.items():
+            writer.set_custom_data(key, value)
         meta = self._meta
         if meta is None:
             return

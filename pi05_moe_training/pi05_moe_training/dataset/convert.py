@@ -10,8 +10,15 @@ Each bag (one episode; MCAP or sqlite3; ours or `ros2 bag record`'s) becomes one
   modality.json, conversion.json (what was skipped and why)
 Streams are aligned as-of by header stamp onto the control-rate grid; action[t] is the newest
 command issued before t + 1/fps. Corrupt or truncated bags and episodes missing a required topic
-are skipped with the reason (and listed in meta/conversion.json); nothing is padded. Camera
-labels come from prompt keywords, arm motion (bimanual), or a balanced fallback.
+are skipped with the reason (and listed in meta/conversion.json); nothing is padded. A bag left
+without metadata.yaml (a killed recording) is salvaged up to its cut, and the report says how
+much was kept. Camera labels come from prompt keywords, arm motion (bimanual), or a balanced
+fallback.
+
+The dataset is written into a temporary directory next to ``--out`` and moved into place only
+when at least one episode converted, so ``--overwrite`` never loses the old dataset to a failed
+or empty conversion. A full disk or a read-only output ends the conversion with one line naming
+the file and the cause (:class:`ConvertError`).
 
 Examples:
   pi05-moe convert bags/ --out datasets/hot_cube
@@ -22,8 +29,11 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +86,22 @@ class ConvertReport:
     episodes: list[dict] = field(default_factory=list)  # episodes.jsonl rows
     skipped: list[dict] = field(default_factory=list)  # {'bag', 'reason'}
     total_frames: int = 0
+    replaced: bool = True  # False: nothing converted, an existing --out was left as it was
+
+
+class ConvertError(Exception):
+    """The dataset could not be written (full disk, read-only output); the text names the file
+    and the cause."""
+
+
+def describe_os_error(exc: OSError, fallback: Path) -> str:
+    """``'<file>: <cause>'`` for an OSError, with a hint for the common causes."""
+    where = exc.filename or fallback
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    hint = {errno.ENOSPC: ' (the disk is full: free space or choose another --out)',
+            errno.EROFS: ' (the output is on a read-only file system: choose another --out)',
+            errno.EACCES: ' (no permission to write there: choose another --out)'}
+    return f'{where}: {cause}{hint.get(exc.errno, "")}'
 
 
 def stored_encoding(encoding: str) -> str:
@@ -96,10 +122,12 @@ def write_png(path: Path, image: np.ndarray, encoding: str, compression: int) ->
 
     if stored_encoding(encoding) == 'rgb8':
         image = to_rgb8(image, encoding)[..., ::-1]  # (H, W, 3) BGR for OpenCV
+    ok, png = cv2.imencode('.png', np.ascontiguousarray(image),
+                           [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise EpisodeError(f'{path}: OpenCV cannot encode a {image.dtype} {image.shape} PNG')
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image),
-                       [cv2.IMWRITE_PNG_COMPRESSION, compression]):
-        raise OSError(f'cannot write {path}')
+    path.write_bytes(png.tobytes())  # Python's own write: a full disk raises ENOSPC here
 
 
 class DatasetWriter:
@@ -161,6 +189,7 @@ class DatasetWriter:
             'labels': {'active': {e: int(v) for e, v in labels.active.items()},
                        'source': labels.source, 'detail': labels.detail},
             'stale_frames': ep.stale,
+            'salvaged': ep.salvaged,
         }
         self.report.episodes.append(row)
         self.report.total_frames += ep.length
@@ -297,19 +326,56 @@ def convert(bags: list[Path], out: str | Path, cfg: ConvertConfig | None = None,
             overwrite: bool = False, progress: bool = True) -> ConvertReport:
     """Convert ``bags`` into a dataset at ``out``; see the module docstring.
 
-    ``out`` must be absent or empty unless ``overwrite`` (then it is replaced). Bad bags and
-    episodes are skipped and listed in the report with their reason.
+    ``out`` must be absent or empty unless ``overwrite`` (then it is replaced, but only once at
+    least one episode converted). Bad bags and episodes are skipped and listed in the report with
+    their reason. Raises :class:`ConvertError` when the dataset cannot be written.
     """
-    from pi05_moe_training.progress import progress as tqdm
-
     cfg = cfg or ConvertConfig()
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f'{out} exists and is not empty (use --overwrite to replace)')
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    writer = DatasetWriter(out, cfg)
+    exists = out.exists() and any(out.iterdir())
+    if exists and not overwrite:
+        raise FileExistsError(f'{out} exists and is not empty (use --overwrite to replace)')
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.converting-', dir=out.parent))
+    except OSError as exc:
+        raise ConvertError(f'cannot create the dataset: {describe_os_error(exc, out)}') from None
+    try:
+        report = _convert_into(tmp, bags, cfg, progress)
+        report.out = out
+        report.replaced = bool(report.episodes) or not exists
+        if report.replaced:
+            _swap_in(tmp, out)
+    except OSError as exc:
+        raise ConvertError(f'writing the dataset failed, {out} is unchanged: '
+                           f'{describe_os_error(exc, tmp)}') from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace ``out`` (absent, empty or an old dataset) by the finished ``tmp``."""
+    old = None
+    if out.exists():
+        old = out.with_name(f'.{out.name}.old-{os.getpid()}')
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:
+            os.replace(old, out)  # put the old dataset back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _convert_into(tmp: Path, bags: list[Path], cfg: ConvertConfig,
+                  progress: bool) -> ConvertReport:
+    from pi05_moe_training.progress import progress as tqdm
+
+    writer = DatasetWriter(tmp, cfg)
     bar = tqdm(bags, desc='convert', unit='bag', disable=not progress)
     for bag in bar:
         try:
@@ -317,6 +383,8 @@ def convert(bags: list[Path], out: str | Path, cfg: ConvertConfig | None = None,
             if cfg.only_success and ep.meta.success is not True:
                 raise EpisodeError(f'{bag}: success={ep.meta.success} (--only-success)')
             writer.add(ep)
+            if ep.salvaged:
+                bar.write(f'{bag}: {ep.salvaged}', file=sys.stderr)
         except (BagError, EpisodeError) as exc:
             writer.report.skipped.append({'bag': str(bag), 'reason': str(exc)})
             bar.write(f'skipped: {exc}', file=sys.stderr)
@@ -385,11 +453,16 @@ def main(args: argparse.Namespace) -> int:
     try:
         report = convert(bags, args.out, cfg, overwrite=args.overwrite,
                          progress=not args.no_progress)
-    except FileExistsError as exc:
+    except (FileExistsError, ConvertError) as exc:
         print(f'pi05-moe convert: {exc}', file=sys.stderr)
         return 2
     print(f'{report.out}: {len(report.episodes)} episodes, {report.total_frames} frames '
           f'from {len(bags)} bags; {len(report.skipped)} skipped')
+    for item in report.episodes:
+        if item['salvaged']:
+            print(f'  salvaged {item["bag"]}: {item["salvaged"]}')
     for item in report.skipped:
         print(f'  skipped {item["bag"]}: {item["reason"]}')
+    if not report.replaced:
+        print(f'  nothing converted: {report.out} was left as it was')
     return 0 if report.episodes else 1

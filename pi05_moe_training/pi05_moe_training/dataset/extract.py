@@ -17,6 +17,11 @@ Conventions (shared by training and evaluation, keep them in sync):
 - **Missing data is never padded.** A required topic absent from the bag, or stale (older than
   ``max_age_s``) in more than ``max_stale_fraction`` of the frames, rejects the episode with the
   reason; the converter reports it.
+- **Unclosed bags** (no ``metadata.yaml``: killed, full disk, Ctrl-C) are salvaged up to their
+  first cut record (:mod:`~pi05_moe_training.bags.mcap_salvage`); ``Episode.salvaged`` says how
+  much was kept.
+- The action topic may be the state topic (``--action-topic /joint_states``): then
+  ``action[t]`` is the measured position one control period later.
 
 Reading is two passes over the bag: the first collects stamps, state, actions and the prompt
 (images are not decoded), the second (:func:`iter_images`) decodes only the referenced frames.
@@ -118,6 +123,7 @@ class Episode:
     action_topic: str
     images: dict[str, ImageRefs] = field(default_factory=dict)  # camera -> refs
     stale: dict[str, int] = field(default_factory=dict)  # stream -> stale frames
+    salvaged: str | None = None  # an unclosed bag read up to its cut: how much was kept
 
     @property
     def length(self) -> int:
@@ -173,8 +179,9 @@ def read_episode(path: str | Path, cfg: ExtractConfig | None = None) -> Episode:
     """
     cfg = cfg or ExtractConfig()
     path = Path(path)
-    with BagReader(path) as bag:
+    with BagReader(path, salvage=True) as bag:
         info = bag.info
+        salvaged = bag.salvaged
         meta = bag.episode_meta()
         meta_source = 'bag' if meta is not None else 'defaults'
         meta = meta or cfg.default_meta()
@@ -201,8 +208,10 @@ def read_episode(path: str | Path, cfg: ExtractConfig | None = None) -> Episode:
     prompt = meta.prompt or prompt or meta.task
     if not prompt:
         raise EpisodeError(f'{path}: no prompt: neither episode metadata nor {cfg.prompt_topic}')
-    return _align(path, meta, meta_source, prompt, streams, names, cfg, action_topic, cameras,
-                  required=set(required))
+    episode = _align(path, meta, meta_source, prompt, streams, names, cfg, action_topic,
+                     cameras, required=set(required))
+    episode.salvaged = salvaged
+    return episode
 
 
 def _first_pass(bag: BagReader, cfg: ExtractConfig, types: dict[str, str], action_topic: str,
@@ -229,7 +238,7 @@ def _first_pass(bag: BagReader, cfg: ExtractConfig, types: dict[str, str], actio
             state.header_s.append(stamp_to_sec(msg.header.stamp))
             state.receive_s.append(receive)
             state.values.append(position)
-        elif topic == action_topic:
+        if topic == action_topic:  # also the state topic: joint positions as the action
             target, names = _command(msg, types[topic], topic)
             action_names = action_names or names
             if action.values and target.shape != action.values[0].shape:
@@ -239,7 +248,7 @@ def _first_pass(bag: BagReader, cfg: ExtractConfig, types: dict[str, str], actio
             action.values.append(target)
         elif topic == cfg.prompt_topic:
             prompt = str(msg.data)
-        else:
+        elif topic != cfg.state_topic:
             stream = images[by_topic[topic]]
             stream.header_s.append(stamp_to_sec(msg.header.stamp))
             stream.receive_s.append(receive)
@@ -248,6 +257,8 @@ def _first_pass(bag: BagReader, cfg: ExtractConfig, types: dict[str, str], actio
     if not state.values:
         raise EpisodeError(f'{bag.path}: no {cfg.state_topic} message has the joints '
                            f'{state_names} ({skipped_states} skipped)')
+    if not action.values:
+        raise EpisodeError(f'{bag.path}: no usable command on {action_topic}')
     streams = {'state': state, 'action': action, **{f'image:{c}': s for c, s in images.items()}}
     return streams, prompt, (state_names, action_names)
 
@@ -317,7 +328,7 @@ def iter_images(episode: Episode) -> Iterator[tuple[str, int, np.ndarray, str]]:
     wanted = {refs.topic: (camera, set(refs.source_index[refs.source_index >= 0].tolist()))
               for camera, refs in episode.images.items()}
     counters = dict.fromkeys(wanted, -1)
-    with BagReader(episode.bag) as bag:
+    with BagReader(episode.bag, salvage=True) as bag:
         for topic, _, msg in bag.messages(list(wanted)):
             counters[topic] += 1
             camera, needed = wanted[topic]

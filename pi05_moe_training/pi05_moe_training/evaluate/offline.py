@@ -142,8 +142,8 @@ def is_dataset(path: Path) -> bool:
 def convert_bags(inputs: list[str], cfg: EvalConfig, fps: float, workdir: Path) -> Path:
     """Convert the bags among ``inputs`` with the converter, at ``fps``; returns the dataset."""
     from pi05_moe_training.bags.reader import find_bags
+    from pi05_moe_training.dataset.convert import ConvertError, convert
     from pi05_moe_training.dataset.convert import config_from_args as convert_config
-    from pi05_moe_training.dataset.convert import convert
 
     try:
         bags = find_bags(inputs)
@@ -157,7 +157,7 @@ def convert_bags(inputs: list[str], cfg: EvalConfig, fps: float, workdir: Path) 
     out = Path(cfg.convert_out) if cfg.convert_out else workdir / 'dataset'
     try:
         report = convert(bags, out, convert_cfg, progress=cfg.progress)
-    except FileExistsError as exc:
+    except (FileExistsError, ConvertError) as exc:
         raise EvalError(f'--convert-out: {exc}') from exc
     if not report.episodes:
         reasons = '; '.join(f'{s["bag"]}: {s["reason"]}' for s in report.skipped)

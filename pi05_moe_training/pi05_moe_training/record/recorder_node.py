@@ -13,7 +13,9 @@ Thin ROS wrapper around :class:`~pi05_moe_training.record.recording.EpisodeRecor
   ``{"prompt": "lift the hot cube", "operator": "ana"}``) changes the metadata of the current and
   later episodes.
 - ``~/status`` (std_msgs/String JSON, transient-local, every ``status_period_s``): recording or
-  not, the bag, messages per topic, drops.
+  not, the bag, messages per topic, drops, and messages lost upstream (``record/stream_loss.py``,
+  also warned, rate-limited, and reported per topic in the ``~/stop`` summary and the bag).
+- An output directory that cannot be created fails ``~/start`` with the reason; the node stays up.
 
 Ctrl-C / SIGTERM close the running bag cleanly.
 """
@@ -21,12 +23,10 @@ Ctrl-C / SIGTERM close the running bag cleanly.
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from typing import Any
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
@@ -34,22 +34,10 @@ from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.nodes.ros_params import declare_config
 from pi05_moe_training.bags.typestore import make_typestore
-from pi05_moe_training.bags.writer import BagWriterError, make_qos
-from pi05_moe_training.record.recording import EpisodeRecorder, RecorderConfig, subscription_qos
-
-STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                        reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def message_class(msgtype: str) -> type:
-    """The rclpy class of ``'pkg/msg/Name'`` (raises ValueError naming the type)."""
-    pkg, kind, name = msgtype.split('/')
-    try:
-        return getattr(importlib.import_module(f'{pkg}.{kind}'), name)
-    except (ImportError, AttributeError):
-        raise ValueError(f'message type {msgtype!r} is not importable in this environment '
-                         '(is its package built and sourced?)') from None
+from pi05_moe_training.bags.writer import BagWriterError
+from pi05_moe_training.record import ros_io
+from pi05_moe_training.record.recording import EpisodeRecorder, RecorderConfig
+from pi05_moe_training.record.stream_loss import parse_expected_hz
 
 
 class RecorderNode(Node):
@@ -61,10 +49,12 @@ class RecorderNode(Node):
         self.recorder = EpisodeRecorder(
             self.cfg.out_dir, self.cfg.episode_meta(), make_typestore(),
             storage=self.cfg.storage, prefix=self.cfg.prefix,
-            max_queue_bytes=self.cfg.max_queue_mb << 20)
+            max_queue_bytes=self.cfg.max_queue_mb << 20,
+            expected_hz=parse_expected_hz(self.cfg.expected_hz),
+            loss_warn_period_s=self.cfg.loss_warn_period_s)
         self._subscriptions_by_topic: dict[str, Any] = {}
         self._unusable: set[str] = set()  # topics whose type we cannot record (warned once)
-        self._status_pub = self.create_publisher(String, '~/status', STATUS_QOS)
+        self._status_pub = self.create_publisher(String, '~/status', ros_io.STATUS_QOS)
         self.create_service(Trigger, '~/start', self._on_start)
         self.create_service(Trigger, '~/stop', self._on_stop)
         self.create_service(Trigger, '~/discard', self._on_discard)
@@ -96,21 +86,16 @@ class RecorderNode(Node):
         publishers = self.get_publishers_info_by_topic(topic)
         if not publishers:
             return  # only subscribers so far: the offered QoS is unknown
-        offered = [(p.qos_profile.reliability.name.lower(), p.qos_profile.durability.name.lower(),
-                    max(0, p.qos_profile.depth)) for p in publishers]
-        reliability, durability = subscription_qos([(r, d) for r, d, _ in offered])
+        reliability, durability, offered = ros_io.offered_qos(publishers)
         try:
-            cls = message_class(msgtype)
-            self.recorder.add_topic(
-                topic, msgtype, [make_qos(r, d, depth) for r, d, depth in offered],
-                latched=durability == 'transient_local')
+            cls = ros_io.message_class(msgtype)
+            self.recorder.add_topic(topic, msgtype, offered,
+                                    latched=durability == 'transient_local')
         except (ValueError, BagWriterError) as exc:
             self._unusable.add(topic)
             self.get_logger().error(f'{topic}: not recorded: {exc}')
             return
-        profile = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.cfg.queue_depth,
-                             reliability=ReliabilityPolicy[reliability.upper()],
-                             durability=DurabilityPolicy[durability.upper()])
+        profile = ros_io.subscription_profile(reliability, durability, self.cfg.queue_depth)
         self._subscriptions_by_topic[topic] = self.create_subscription(
             cls, topic, functools.partial(self._on_message, topic), profile, raw=True)
         self.get_logger().info(f'recording {topic} [{msgtype}] {reliability}/{durability}')
@@ -125,8 +110,7 @@ class RecorderNode(Node):
     # ------------------------------------------------------------------ episodes
     def start_episode(self) -> str:
         path = self.recorder.start(self.get_clock().now().nanoseconds)
-        missing = [t for t in self.cfg.topics if t not in self._subscriptions_by_topic]
-        if missing:
+        if missing := [t for t in self.cfg.topics if t not in self._subscriptions_by_topic]:
             self.get_logger().warning(f'episode started before these topics were found (they '
                                       f'join when they appear): {missing}')
         self.get_logger().info(f'episode started: {path}')
@@ -138,31 +122,29 @@ class RecorderNode(Node):
         self.publish_status()
         if summary is None:
             return {'bag': '', 'discarded': discard}
-        info = {'bag': str(summary.path), 'duration_s': round(summary.duration_s, 3),
-                'counts': summary.counts, 'dropped': summary.dropped}
+        info = summary.to_json()
         self.get_logger().info(f'episode saved: {json.dumps(info)}')
-        if summary.dropped:
-            self.get_logger().error(f'{summary.path}: {summary.dropped} messages were dropped')
+        lost = {t: r['missing'] for t, r in summary.streams.items() if r['missing']}
+        if summary.dropped or lost:
+            self.get_logger().error(f'{summary.path}: {summary.dropped} messages dropped by the '
+                                    f'recorder, lost before it (missing per topic): {lost}')
         return info
 
     def publish_status(self) -> None:
         status = self.recorder.status()
+        if alert := self.recorder.loss_alert():
+            self.get_logger().warning(alert)
         if status['error']:
             self.get_logger().error(f'writing {status["bag"]} failed, messages are being lost: '
                                     f'{status["error"]}', throttle_duration_sec=5.0)
         if self.context.ok():  # not after shutdown, when close() stops the last episode
             self._status_pub.publish(String(data=json.dumps(status)))
 
-    def close(self) -> None:
-        """Close a running episode (on shutdown)."""
-        if self.recorder.recording:
-            try:
-                self.stop_episode()
-            except BagWriterError as exc:
-                self.get_logger().error(str(exc))
-
     def destroy_node(self) -> None:
-        self.close()  # a Ctrl-C mid-episode still leaves a complete bag
+        try:  # a Ctrl-C mid-episode still leaves a complete bag
+            self.stop_episode() if self.recorder.recording else None
+        except BagWriterError as exc:
+            self.get_logger().error(str(exc))
         super().destroy_node()
 
     # ------------------------------------------------------------------ interface callbacks
@@ -172,6 +154,7 @@ class RecorderNode(Node):
             response.success = True
         except BagWriterError as exc:
             response.success, response.message = False, str(exc)
+            self.get_logger().error(f'~/start: {exc}')
         return response
 
     def _on_stop(self, _request, response):

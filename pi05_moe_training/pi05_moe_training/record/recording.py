@@ -5,10 +5,14 @@ drive an :class:`EpisodeRecorder`: topics are declared once (as they are discove
 are offered continuously and land in the current bag only while an episode is running.
 Transient-local ("latched") topics such as ``/pi05_moe/prompt`` are published once, long before
 an episode starts, so their last message is kept and written at the start of every episode.
+Every other stream is watched for loss upstream of the recorder (:mod:`.stream_loss`): the
+episode summary and the bag's ``metadata.yaml`` (custom_data ``pi05_moe_recorder.streams``)
+report per topic what was received, what was expected and the gaps in its header stamps.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -28,6 +32,10 @@ from pi05_moe_training.bags.episode_meta import (
     EpisodeMeta,
 )
 from pi05_moe_training.bags.writer import STORAGES, BagSummary, BagWriter, BagWriterError, make_qos
+from pi05_moe_training.record.stream_loss import StreamMonitor, header_stamp_ns, parse_expected_hz
+
+STREAMS_KEY = 'pi05_moe_recorder.streams'  # custom_data key of the per-topic loss report (JSON)
+HEADER_TYPE = 'std_msgs/msg/Header'
 
 # What an episode bag holds by default (the same list as config/record_topics.txt, which
 # `ros2 bag record` uses on a robot; a test keeps the two equal).
@@ -61,6 +69,10 @@ class RecorderConfig:
                              'executor hiccups without losing messages')
     max_queue_mb: int = param(1024, 'messages waiting for the disk beyond this are dropped (MiB)')
     status_period_s: float = param(0.5, 'period of ~/status while running (s)')
+    expected_hz: list[str] = param([], "expected rates, '/topic=Hz' each; other topics learn "
+                                   'their period from header stamps (loss detection)')
+    loss_warn_period_s: float = param(5.0, 'at most one warning about lost messages per period '
+                                      '(s)')
     prompt: str = param('', 'episode metadata: the language instruction')
     task: str = param('', 'episode metadata: task id')
     robot: str = param('', 'episode metadata: robot name')
@@ -80,6 +92,11 @@ class RecorderConfig:
         check(self.queue_depth >= 1, self, 'queue_depth', '>= 1')
         check(self.max_queue_mb >= 1, self, 'max_queue_mb', '>= 1')
         check(self.status_period_s > 0, self, 'status_period_s', '> 0')
+        check(self.loss_warn_period_s > 0, self, 'loss_warn_period_s', '> 0')
+        try:
+            parse_expected_hz(self.expected_hz)
+        except ValueError as exc:
+            check(False, self, 'expected_hz', str(exc))
         self.episode_meta()  # validates the camera roles
 
     def episode_meta(self) -> EpisodeMeta:
@@ -96,6 +113,7 @@ class TopicInfo:
     msgtype: str
     offered_qos: tuple[Qos, ...] = ()
     latched: bool = False  # keep the last message and write it at each episode start
+    stamped: bool = False  # the type starts with a std_msgs/Header (stamp gaps are detected)
 
 
 def subscription_qos(publishers: Sequence[tuple[str, str]]) -> tuple[str, str]:
@@ -112,6 +130,14 @@ def subscription_qos(publishers: Sequence[tuple[str, str]]) -> tuple[str, str]:
     latched = all(d == 'transient_local' for _, d in publishers)
     return ('reliable' if reliable else 'best_effort',
             'transient_local' if latched else 'volatile')
+
+
+def _stamp(data: Any) -> int | None:
+    """The header stamp (ns) of CDR bytes or of a rosbags message object with a header."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return header_stamp_ns(data)
+    stamp = data.header.stamp
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 def episode_dir_name(prefix: str, index: int, when: float | None = None) -> str:
@@ -131,10 +157,13 @@ class EpisodeRecorder:
         storage: 'mcap' or 'sqlite3'.
         prefix: bag directory prefix.
         max_queue_bytes: per bag, see :class:`BagWriter`.
+        expected_hz: topic -> expected rate; other topics learn theirs from header stamps.
+        loss_warn_period_s: :meth:`loss_alert` speaks at most once per this period.
     """
 
     def __init__(self, out_dir: str | Path, meta: EpisodeMeta, typestore: Typestore, *,
-                 storage: str = 'mcap', prefix: str = 'episode', max_queue_bytes: int = 1 << 30):
+                 storage: str = 'mcap', prefix: str = 'episode', max_queue_bytes: int = 1 << 30,
+                 expected_hz: dict[str, float] | None = None, loss_warn_period_s: float = 5.0):
         self.out_dir = Path(out_dir)
         self.meta = meta
         self._store = typestore
@@ -146,6 +175,10 @@ class EpisodeRecorder:
         self._latched: dict[str, tuple[int, Any]] = {}  # topic -> (stamp, data)
         self._bag: BagWriter | None = None
         self._episode_index = 0
+        self._expected_hz = dict(expected_hz or {})
+        self._monitors: dict[str, StreamMonitor] = {}  # this episode's, by topic
+        self._loss_warn_period_s = loss_warn_period_s
+        self._last_alert = -float('inf')  # time.monotonic() of the last loss_alert
         self.summaries: list[BagSummary] = []
 
     @property
@@ -171,7 +204,9 @@ class EpisodeRecorder:
             if msgtype not in self._store.fielddefs:
                 raise BagWriterError(f'{topic}: message type {msgtype!r} is unknown to the '
                                      'typestore; it cannot be recorded')
-            info = TopicInfo(msgtype, tuple(offered_qos) or (make_qos(),), latched)
+            fields = self._store.fielddefs[msgtype][1]
+            stamped = bool(fields) and fields[0][1][1] == HEADER_TYPE
+            info = TopicInfo(msgtype, tuple(offered_qos) or (make_qos(),), latched, stamped)
             self._topics[topic] = info
             if self._bag is not None:
                 self._bag.add_topic(topic, msgtype, info.offered_qos)
@@ -192,7 +227,33 @@ class EpisodeRecorder:
                 self._latched[topic] = (timestamp_ns, data)
             if self._bag is None:
                 return False
+            if not info.latched:
+                self._monitor(topic).add(timestamp_ns, _stamp(data) if info.stamped else None)
             return self._bag.write(topic, timestamp_ns, data, block=block)
+
+    def _monitor(self, topic: str) -> StreamMonitor:
+        monitor = self._monitors.get(topic)
+        if monitor is None:
+            monitor = self._monitors[topic] = StreamMonitor(self._expected_hz.get(topic))
+        return monitor
+
+    def loss_report(self) -> dict[str, dict[str, Any]]:
+        """Per topic of the current (or last) episode: received, expected, missing, gaps."""
+        with self._lock:
+            return {t: m.report() for t, m in sorted(self._monitors.items())}
+
+    def loss_alert(self) -> str | None:
+        """A warning about messages lost upstream since the last one, at most once per
+        ``loss_warn_period_s``; None when there is nothing new (or it is too soon)."""
+        with self._lock:
+            if time.monotonic() - self._last_alert < self._loss_warn_period_s:
+                return None
+            lost = {t: n for t, m in sorted(self._monitors.items()) if (n := m.take_unreported())}
+            if not lost:
+                return None
+            self._last_alert = time.monotonic()
+        return ('messages lost before the recorder (gaps in header stamps; DDS or driver, see '
+                f'docs/recording.md): {lost}')
 
     def update_meta(self, **changes: Any) -> EpisodeMeta:
         """Change the metadata of the current and later episodes (validated)."""
@@ -209,7 +270,12 @@ class EpisodeRecorder:
                 raise BagWriterError(f'an episode is already being recorded into {self._bag.path}')
             if meta_changes:
                 self.meta = self.meta.updated(**meta_changes)
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # read-only file system, no permission, full disk
+                where = exc.filename or self.out_dir
+                raise BagWriterError(f'cannot create the bag directory {where}: '
+                                     f'{exc.strerror or exc}') from None
             path = self._next_path()
             bag = BagWriter(path, self._store, storage=self._storage,
                             max_queue_bytes=self._max_queue_bytes)
@@ -219,6 +285,7 @@ class EpisodeRecorder:
                 bag.write(topic, timestamp_ns, data)
             bag.set_metadata(self.meta)
             self._bag = bag
+            self._monitors = {}
             return path
 
     def stop(self, *, success: bool | None = None, discard: bool = False) -> BagSummary | None:
@@ -236,7 +303,10 @@ class EpisodeRecorder:
             bag.discard()
             return None
         bag.set_metadata(meta)
+        streams = self.loss_report()
+        bag.set_custom_data(STREAMS_KEY, json.dumps(streams, sort_keys=True))
         summary = bag.close()
+        summary.streams = streams
         with self._lock:
             self.summaries.append(summary)
         return summary
@@ -252,6 +322,8 @@ class EpisodeRecorder:
                 'queued_mb': round(bag.queued_bytes / 2**20, 2) if bag is not None else 0.0,
                 'dropped': bag.dropped if bag is not None else 0,
                 'counts': bag.counts if bag is not None else {},
+                'missing': {t: n for t, m in sorted(self._monitors.items())
+                            if bag is not None and (n := m.report()['missing'])},
                 'error': str(bag.error) if bag is not None and bag.error else '',
                 'topics': sorted(self._topics),
                 'prompt': self.meta.prompt,

@@ -152,11 +152,12 @@ class ReplayStats:
 
     published: Counter = field(default_factory=Counter)  # bag topic -> messages published
     clock_ns: int | None = None  # last /clock value published
+    played_ns: int | None = None  # bag time (loop-shifted) of the last event, /clock or not
     max_late_s: float = 0.0  # worst lateness behind the recorded timing
     loops: int = 0
 
     def summary(self, start_ns: int, wall_s: float) -> str:
-        bag_s = 0.0 if self.clock_ns is None else (self.clock_ns - start_ns) * 1e-9
+        bag_s = 0.0 if self.played_ns is None else (self.played_ns - start_ns) * 1e-9
         topics = ', '.join(f'{t} {n}' for t, n in sorted(self.published.items()))
         return (f'replayed {sum(self.published.values())} messages ({topics or "none"}), '
                 f'{bag_s:.3f} s of bag time in {wall_s:.3f} s wall, {self.loops} loop(s), '
@@ -318,6 +319,7 @@ class Player:
 
     def _emit(self, event: Event) -> None:
         self.publish_clock(event.clock_ns)
+        self.stats.played_ns = max(self.stats.played_ns or event.clock_ns, event.clock_ns)
         if event.topic is not None:
             self._pubs[event.bag_topic].publish(event.raw)
             self.stats.published[event.bag_topic] += 1
