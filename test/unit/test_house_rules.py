@@ -14,8 +14,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ('pi05_moe_policy', 'pi05_moe_training', 'pi05_moe_bringup')
 MAX_FUNCTION_LINES = 80
@@ -23,17 +21,6 @@ MAX_NODE_LINES = 200
 
 # 'path/inside/the/repo.py:qualified.name' -> why it may be longer. Keep this short.
 LONG_FUNCTIONS: dict[str, str] = {}
-
-# TODO(issue 14): other helpers are shrinking these right now; remove the entries once their
-# branches are merged (the rules above then hold without exceptions).
-BEING_SHRUNK_FUNCTIONS = {
-    'pi05_moe_training/pi05_moe_training/train/loop.py:_train': 'split by another helper',
-}
-BEING_SHRUNK_NODES = {
-    'pi05_moe_policy/pi05_moe_policy/nodes/policy_node.py',
-    'pi05_moe_policy/pi05_moe_policy/nodes/executor_node.py',
-    'pi05_moe_training/pi05_moe_training/record/recorder_node.py',
-}
 
 
 def _sources() -> list[Path]:
@@ -79,7 +66,7 @@ def test_function_lengths_are_measured_def_to_last_line():
 
 
 def test_no_function_over_the_limit_without_a_reason():
-    allowed = {**LONG_FUNCTIONS, **BEING_SHRUNK_FUNCTIONS}
+    allowed = LONG_FUNCTIONS
     too_long = []
     for path in _sources():
         for name, lines in function_lengths(path.read_text()).items():
@@ -94,17 +81,16 @@ def test_no_node_module_over_the_limit():
     nodes = [path for path in _sources() if path.name.endswith('_node.py')]
     assert len(nodes) >= 7, [_rel(p) for p in nodes]  # policy, executor, sim, recorder, cameras
     too_long = [f'{_rel(p)} ({n} lines)' for p in nodes
-                if (n := len(p.read_text().splitlines())) > MAX_NODE_LINES
-                and _rel(p) not in BEING_SHRUNK_NODES]
+                if (n := len(p.read_text().splitlines())) > MAX_NODE_LINES]
     assert not too_long, (f'node modules over {MAX_NODE_LINES} lines (move the logic into the '
                           f'ROS-free core): {too_long}')
 
 
-@pytest.mark.parametrize('key', [*LONG_FUNCTIONS, *BEING_SHRUNK_FUNCTIONS])
-def test_every_listed_function_exists(key):
+def test_every_listed_function_exists():
     """An allowance for a function that was renamed or removed is stale: delete it."""
-    path, _, name = key.partition(':')
-    assert name in function_lengths((ROOT / path).read_text()), key
+    for key in LONG_FUNCTIONS:
+        path, _, name = key.partition(':')
+        assert name in function_lengths((ROOT / path).read_text()), key
 
 
 def test_every_function_with_a_reason_is_still_long_and_says_why():
@@ -113,8 +99,3 @@ def test_every_function_with_a_reason_is_still_long_and_says_why():
         assert function_lengths((ROOT / path).read_text())[name] > MAX_FUNCTION_LINES, \
             f'{key} is within the limit now: remove it from LONG_FUNCTIONS'
         assert len(reason) > 10, f'{key}: give a reason'
-
-
-@pytest.mark.parametrize('path', sorted(BEING_SHRUNK_NODES))
-def test_every_listed_node_exists(path):
-    assert (ROOT / path).is_file(), f'{path} is gone: remove it from BEING_SHRUNK_NODES'
