@@ -96,6 +96,7 @@ def migrate_flat_config(flat: dict[str, Any]) -> PolicyConfig:
     train_config.json do).  The expert count comes from the camera roles."""
     flat = {k: v for k, v in flat.items() if k not in OLD_LOSS_FIELDS}
     model, data = split_overrides(flat)
+    data.setdefault('preprocessing', 'v1')  # what these checkpoints were trained with
     model.setdefault('num_experts', len(data.get('expert_cameras', DataConfig.expert_cameras)))
     return PolicyConfig(ModelConfig.from_dict(model), DataConfig.from_dict(data))
 
@@ -104,7 +105,11 @@ def config_from_checkpoint(meta: dict[str, Any], where: str = 'config.json') -> 
     """A checkpoint's ``config.json`` (either format) -> PolicyConfig."""
     fmt = meta.get('format')
     if fmt == CHECKPOINT_FORMAT:
-        return PolicyConfig.from_dict({k: v for k, v in meta.items() if k != 'format'})
+        body = {k: v for k, v in meta.items() if k != 'format'}
+        if isinstance(body.get('data'), dict) and 'preprocessing' not in body['data']:
+            # saved before DataConfig.preprocessing existed: trained with the first recipe
+            body['data'] = {**body['data'], 'preprocessing': 'v1'}
+        return PolicyConfig.from_dict(body)
     if fmt == OLD_FLAT_FORMAT:
         return migrate_flat_config(meta['config'])
     raise ValueError(f'{where}: format {fmt!r}, expected {CHECKPOINT_FORMAT!r} (or the older '

@@ -17,6 +17,8 @@ from pi05_moe_policy.params import strict_from_dict
 
 THERMAL_COLORMAPS = ('gray', 'ironbow')
 TOKENIZER_TYPES = ('word_hash', 'hf')
+PREPROCESSING = ('reference', 'v1')
+NORMALIZATIONS = ('quantile', 'mean_std')
 _TUPLE_FIELDS = ('expert_cameras', 'thermal_cameras', 'thermal_window_ck', 'joint_names',
                  'delta_action_mask')
 
@@ -50,7 +52,16 @@ class DataConfig:
     max_token_len: int = 48
     require_prompt: bool = True
     tokenizer_type: str = 'word_hash'  # 'word_hash' (offline, built in) or 'hf' (tokenizer.json)
-    tokenizer_path: str | None = None  # for 'hf': a local tokenizer.json / dir (PaliGemma)
+    tokenizer_path: str | None = None
+    # How images, state bins and quantiles are computed. 'reference' is LeRobot's / openpi's
+    # (resize-with-pad by plain bilinear interpolation, out-of-range states binned -1 / 255,
+    # quantile scale (q99 - q01) with eps only where q01 == q99): pretrained weights depend on it,
+    # and it is the default. 'v1' is this project's first recipe (antialiased resize, states
+    # clipped into bins 0..255, + 1e-6 on every quantile range), which checkpoints saved before
+    # this field existed were trained with; they load with it.
+    preprocessing: str = 'reference'
+    # State/action normalisation: 'quantile' (PI0.5) or 'mean_std' (openpi's PI0).
+    normalization: str = 'quantile'  # for 'hf': a local tokenizer.json / dir (PaliGemma)
 
     def __post_init__(self) -> None:
         # JSON round trips turn tuples into lists; normalise before validating.
@@ -88,6 +99,10 @@ class DataConfig:
         if len(window) != 2 or not (0 <= window[0] < window[1]):
             self._fail('thermal_window_ck',
                        'expected (low, high) centi-Kelvin with 0 <= low < high')
+        if self.preprocessing not in PREPROCESSING:
+            self._fail('preprocessing', f'expected one of {PREPROCESSING}')
+        if self.normalization not in NORMALIZATIONS:
+            self._fail('normalization', f'expected one of {NORMALIZATIONS}')
         if self.tokenizer_type not in TOKENIZER_TYPES:
             self._fail('tokenizer_type', f'expected one of {TOKENIZER_TYPES}')
         if self.tokenizer_type == 'hf' and not self.tokenizer_path:

@@ -25,24 +25,36 @@ _IRONBOW = np.array([
 ], dtype=np.float32)
 
 
-def resize_with_pad(img: torch.Tensor, size: int, pad_value: float = -1.0) -> torch.Tensor:
+def resize_with_pad(img: torch.Tensor, size: int, pad_value: float = -1.0,
+                    reference: bool = False) -> torch.Tensor:
     """img: (3, H, W) float -> (3, size, size): keep the aspect ratio, fit the longer side,
-    centre and pad with ``pad_value`` (-1 = black in [-1, 1] units)."""
+    centre and pad with ``pad_value`` (-1 = black in [-1, 1] units).
+
+    ``reference``: LeRobot's / openpi's resize (plain bilinear, sizes truncated), which
+    pretrained weights saw; else this project's first one (antialiased, sizes rounded).
+    Bilinear interpolation is affine per pixel, so resizing in [-1, 1] or in [0, 1] agrees.
+    """
     _, h, w = img.shape
     if h == size and w == size:
         return img
     ratio = max(h / size, w / size)
-    nh, nw = max(1, int(round(h / ratio))), max(1, int(round(w / ratio)))
+    if reference:
+        nh, nw = max(1, int(h / ratio)), max(1, int(w / ratio))
+    else:
+        nh, nw = max(1, int(round(h / ratio))), max(1, int(round(w / ratio)))
     nh, nw = min(nh, size), min(nw, size)
+    antialias = not reference and (nh < h or nw < w)
     resized = F.interpolate(img[None], size=(nh, nw), mode='bilinear', align_corners=False,
-                            antialias=nh < h or nw < w)[0]  # (3, nh, nw)
+                            antialias=antialias)[0]  # (3, nh, nw)
     top, left = (size - nh) // 2, (size - nw) // 2
     return F.pad(resized, (left, size - nw - left, top, size - nh - top), value=pad_value)
 
 
-def rgb_to_tensor(img: np.ndarray, size: int) -> torch.Tensor:
+def rgb_to_tensor(img: np.ndarray, size: int, reference: bool = False) -> torch.Tensor:
     """HxWx3 uint8 -> (3, size, size) float32 in [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()  # (3, H, W)
+    if reference:  # LeRobot: /255, resize, then *2 - 1 (the same up to float rounding)
+        return resize_with_pad(x / 255.0, size, pad_value=0.0, reference=True) * 2.0 - 1.0
     return resize_with_pad(x / 127.5 - 1.0, size)
 
 
@@ -53,7 +65,7 @@ def thermal_to_unit(img: np.ndarray, window_ck: tuple[float, float]) -> np.ndarr
 
 
 def thermal_to_tensor(img: np.ndarray, size: int, window_ck: tuple[float, float],
-                      colormap: str = 'gray') -> torch.Tensor:
+                      colormap: str = 'gray', reference: bool = False) -> torch.Tensor:
     """HxW (or HxWx1) uint16 centi-Kelvin -> (3, size, size) float32 in [-1, 1]."""
     unit = thermal_to_unit(img.reshape(img.shape[0], img.shape[1]), window_ck)  # (H, W)
     if colormap == 'gray':
@@ -63,7 +75,7 @@ def thermal_to_tensor(img: np.ndarray, size: int, window_ck: tuple[float, float]
     else:
         raise ValueError(f"thermal colormap must be 'gray' or 'ironbow', got {colormap!r}")
     x = torch.from_numpy(rgb.astype(np.float32)) * 2.0 - 1.0  # (3, H, W)
-    return resize_with_pad(x, size)
+    return resize_with_pad(x, size, reference=reference)
 
 
 class ImagesToTensors:
@@ -72,11 +84,12 @@ class ImagesToTensors:
     camera is zeros with its mask off.  Thermal (uint16) goes through the colour map."""
 
     def __init__(self, camera_names: Sequence[str], image_size: int,
-                 window_ck: tuple[float, float], colormap: str):
+                 window_ck: tuple[float, float], colormap: str, reference: bool = False):
         self.camera_names = tuple(camera_names)
         self.size = image_size
         self.window_ck = window_ck
         self.colormap = colormap
+        self.reference = reference  # DataConfig.preprocessing == 'reference'
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         images, s = sample['images'], self.size
@@ -87,8 +100,9 @@ class ImagesToTensors:
             if img is None:
                 continue
             if img.dtype == np.uint16:
-                out[i] = thermal_to_tensor(img, s, self.window_ck, self.colormap)
+                out[i] = thermal_to_tensor(img, s, self.window_ck, self.colormap,
+                                           self.reference)
             else:
-                out[i] = rgb_to_tensor(img, s)
+                out[i] = rgb_to_tensor(img, s, self.reference)
             mask[i] = True
         return {**sample, 'images': out, 'image_masks': mask}

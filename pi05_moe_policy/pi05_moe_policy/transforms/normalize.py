@@ -1,4 +1,9 @@
-"""Quantile normalisation of state and actions: ``(x - q01) / (q99 - q01 + 1e-6) * 2 - 1``.
+"""Normalisation of state and actions, as the checkpoint's DataConfig says.
+
+* ``quantile`` (PI0.5): ``2 (x - q01) / (q99 - q01) - 1``, the scale replaced by ``eps`` where
+  q01 == q99 (LeRobot's and openpi's rule, ``preprocessing='reference'``), or with 1e-6 added
+  to every scale (``preprocessing='v1'``, this project's first checkpoints);
+* ``mean_std`` (openpi's PI0): ``(x - mean) / (std + eps)``, inverse ``y * std + mean``.
 
 Stats cover the robot's real dims; the model pads to 32 with zeros after normalising.
 """
@@ -13,7 +18,8 @@ from typing import Any
 import numpy as np
 
 STAT_FIELDS = ('q01', 'q99', 'mean', 'std', 'min', 'max')
-EPS = 1e-6
+EPS = 1e-6  # 'v1': added to every quantile range
+REFERENCE_EPS = 1e-8  # 'reference': LeRobot's normaliser eps (only where a range is 0)
 
 
 @dataclasses.dataclass
@@ -48,11 +54,26 @@ class Stats:
             raise ValueError(f'norm_stats["{key}"]: q99 < q01 at dims '
                              f'{np.nonzero(self.q99 < self.q01)[0].tolist()}')
 
-    def normalize(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.q01) / (self.q99 - self.q01 + EPS) * 2.0 - 1.0).astype(np.float32)
+    def _scale(self, preprocessing: str) -> np.ndarray:
+        """(D,) the quantile range the normalisation divides by."""
+        span = (self.q99 - self.q01).astype(np.float32)
+        if preprocessing == 'v1':
+            return span + np.float32(EPS)
+        return np.where(span == 0, np.float32(REFERENCE_EPS), span).astype(np.float32)
 
-    def unnormalize(self, y: np.ndarray) -> np.ndarray:
-        return ((y + 1.0) / 2.0 * (self.q99 - self.q01 + EPS) + self.q01).astype(np.float32)
+    def normalize(self, x: np.ndarray, mode: str = 'quantile',
+                  preprocessing: str = 'reference') -> np.ndarray:
+        """x: (..., D) robot units -> normalised."""
+        if mode == 'mean_std':
+            return ((x - self.mean) / (self.std + np.float32(REFERENCE_EPS))).astype(np.float32)
+        return (2.0 * (x - self.q01) / self._scale(preprocessing) - 1.0).astype(np.float32)
+
+    def unnormalize(self, y: np.ndarray, mode: str = 'quantile',
+                    preprocessing: str = 'reference') -> np.ndarray:
+        """y: (..., D) normalised -> robot units."""
+        if mode == 'mean_std':
+            return (y * self.std + self.mean).astype(np.float32)
+        return ((y + 1.0) / 2.0 * self._scale(preprocessing) + self.q01).astype(np.float32)
 
     def to_dict(self) -> dict[str, list[float]]:
         return {f: [float(v) for v in getattr(self, f)] for f in STAT_FIELDS}
@@ -105,27 +126,33 @@ class NormStats:
 
 
 class Normalize:
-    """Step: quantile-normalise ``state`` and (when present) ``actions`` with the checkpoint's
-    stats (openpi's Normalize); the real dims only, padding comes after."""
+    """Step: normalise ``state`` and (when present) ``actions`` with the checkpoint's stats
+    (openpi's Normalize); the real dims only, padding comes after."""
 
-    def __init__(self, norm_stats: NormStats):
+    def __init__(self, norm_stats: NormStats, mode: str = 'quantile',
+                 preprocessing: str = 'reference'):
         self.norm_stats = norm_stats
+        self.how = {'mode': mode, 'preprocessing': preprocessing}
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        out = {**sample, 'state': self.norm_stats.state.normalize(sample['state'])}  # (D,)
+        state = self.norm_stats.state.normalize(sample['state'], **self.how)  # (D,)
+        out = {**sample, 'state': state}
         if sample.get('actions') is not None:
-            out['actions'] = self.norm_stats.actions.normalize(sample['actions'])  # (H, A)
+            out['actions'] = self.norm_stats.actions.normalize(sample['actions'], **self.how)
         return out
 
 
 class Unnormalize:
     """Step (output): ``actions`` (..., H, robot_action_dim) normalised -> robot units."""
 
-    def __init__(self, norm_stats: NormStats):
+    def __init__(self, norm_stats: NormStats, mode: str = 'quantile',
+                 preprocessing: str = 'reference'):
         self.norm_stats = norm_stats
+        self.how = {'mode': mode, 'preprocessing': preprocessing}
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        return {**sample, 'actions': self.norm_stats.actions.unnormalize(sample['actions'])}
+        actions = self.norm_stats.actions.unnormalize(sample['actions'], **self.how)
+        return {**sample, 'actions': actions}
 
 
 def pad_to(x: np.ndarray, dim: int) -> np.ndarray:
@@ -137,12 +164,15 @@ def pad_to(x: np.ndarray, dim: int) -> np.ndarray:
     return out
 
 
-def discretize_state(state_norm: np.ndarray, bins: int = 256) -> np.ndarray:
-    """PI0.5's discrete state: ``digitize(s, linspace(-1, 1, 257)[:-1]) - 1`` -> 0..255.
+def discretize_state(state_norm: np.ndarray, bins: int = 256, clip: bool = False) -> np.ndarray:
+    """PI0.5's discrete state: ``digitize(s, linspace(-1, 1, 257)[:-1]) - 1``.
 
-    The state is clipped to [-1, 1] first: below -1 ``digitize`` would give bin -1.
+    As LeRobot and openpi do, a state below -1 gets bin -1 and one above 1 bin 255
+    (``clip=False``); ``clip=True`` (``preprocessing='v1'``) clips into [-1, 1] first, so below -1
+    is bin 0.
     """
     edges = np.linspace(-1.0, 1.0, bins + 1)[:-1]
-    return np.digitize(np.clip(state_norm, -1.0, 1.0), bins=edges) - 1
+    x = np.clip(state_norm, -1.0, 1.0) if clip else np.asarray(state_norm)
+    return np.digitize(x, bins=edges) - 1
 
 

@@ -137,20 +137,23 @@ def make_transforms(model_config: ModelConfig, data_config: DataConfig, norm_sta
     (``model_config``), with the checkpoint's norm stats and tokenizer."""
     m, d = model_config, data_config
     norm_stats.validate(d.robot_state_dim, d.robot_action_dim)
+    v1 = d.preprocessing == 'v1'
+    how = {'mode': d.normalization, 'preprocessing': d.preprocessing}
     inputs = Compose([
         CheckObservation(d),
         CheckActions(m.action_horizon, d.robot_action_dim),
         DeltaActions(d.delta_action_mask, d.robot_action_dim),
-        Normalize(norm_stats),
-        TokenizePrompt(tokenizer, d.max_token_len, m.pi05, d.state_in_prompt),
-        ImagesToTensors(d.camera_names, m.image_size, d.thermal_window_ck, d.thermal_colormap),
+        Normalize(norm_stats, **how),
+        TokenizePrompt(tokenizer, d.max_token_len, m.pi05, d.state_in_prompt, clip_bins=v1),
+        ImagesToTensors(d.camera_names, m.image_size, d.thermal_window_ck, d.thermal_colormap,
+                        reference=not v1),
         CameraLabels(d.expert_cameras),
         PadStatesAndActions(m.max_state_dim, m.action_dim),
         ToModelInputs(),
     ])
     outputs = Compose([
         TruncateActions(d.robot_action_dim),
-        Unnormalize(norm_stats),
+        Unnormalize(norm_stats, **how),
         AbsoluteActions(d.delta_action_mask, d.robot_action_dim),
     ])
     return PolicyTransforms(m, d, norm_stats, inputs, outputs)

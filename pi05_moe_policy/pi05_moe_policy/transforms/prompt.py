@@ -15,7 +15,8 @@ from pi05_moe_policy.transforms.normalize import discretize_state
 log = logging.getLogger(__name__)
 
 
-def format_prompt(prompt: str, state_norm: np.ndarray | None, pi05: bool) -> str:
+def format_prompt(prompt: str, state_norm: np.ndarray | None, pi05: bool,
+                  clip_bins: bool = False) -> str:
     """PI0.5: ``"Task: {prompt}, State: {256-bin state};\\nAction: "``, or without a state
     (``state_norm`` None) ``"Task: {prompt};\\nAction: "``; PI0: the prompt + newline.
 
@@ -26,7 +27,7 @@ def format_prompt(prompt: str, state_norm: np.ndarray | None, pi05: bool) -> str
         return text + '\n'
     if state_norm is None:
         return f'Task: {text};\nAction: '
-    bins = discretize_state(state_norm)
+    bins = discretize_state(state_norm, clip=clip_bins)
     return f'Task: {text}, State: {" ".join(str(int(b)) for b in bins)};\nAction: '
 
 
@@ -62,8 +63,10 @@ class TokenizePrompt:
     (L,) and ``token_mask`` (L,).  Runs after ``Normalize``: PI0.5 writes the normalised state
     as 256 bins."""
 
-    def __init__(self, tokenizer: Any, max_token_len: int, pi05: bool, state_in_prompt: bool):
+    def __init__(self, tokenizer: Any, max_token_len: int, pi05: bool, state_in_prompt: bool,
+                 clip_bins: bool = False):
         self.tokenizer = tokenizer
+        self.clip_bins = clip_bins  # DataConfig.preprocessing == 'v1'
         self.max_token_len = max_token_len
         self.pi05 = pi05
         self.state_in_prompt = state_in_prompt
@@ -71,6 +74,6 @@ class TokenizePrompt:
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         state = sample['state'] if self.state_in_prompt else None
-        text = format_prompt(sample['prompt'], state, self.pi05)
+        text = format_prompt(sample['prompt'], state, self.pi05, self.clip_bins)
         tokens, mask = tokenize(self.tokenizer, text, self.max_token_len, self.on_truncate)
         return {**sample, 'tokens': tokens, 'token_mask': mask}
