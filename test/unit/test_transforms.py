@@ -123,10 +123,15 @@ def test_every_string_tokenizes(text):
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(ANY_TEXT, st.lists(st.floats(-1, 1), min_size=14, max_size=14))
 def test_every_prompt_becomes_tokens_of_the_model_length(text, state):
+    from pi05_moe_policy.transforms.prompt import TokenizePrompt
+
     tr = make_transform()
-    tokens, mask = tr.tokenize(format_prompt(text, np.array(state), pi05=True))
-    assert tokens.shape == mask.shape == (tr.config.max_token_len,)
-    assert int(tokens.max()) < tr.config.vocab_size and bool(mask[0])
+    n, vocab = tr.data_config.max_token_len, tr.model_config.vocab_size
+    step = TokenizePrompt(WordHashTokenizer(vocab), n, pi05=True, state_in_prompt=True)
+    out = step({'prompt': text, 'state': np.array(state, np.float32)})
+    tokens, mask = out['tokens'], out['token_mask']
+    assert tokens.shape == mask.shape == (n,)
+    assert int(tokens.max()) < vocab and bool(mask[0])
 
 
 def test_truncation_goes_to_the_handler_once_per_cut_and_keeps_the_first_ids():
