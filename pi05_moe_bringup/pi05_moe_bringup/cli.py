@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                 'convert bags into a LeRobot-style dataset with camera labels'),
     'check-labels': ('pi05_moe_training.dataset.check_labels',
                      'print camera-label statistics of a dataset'),
+    'import': ('pi05_moe_training.pretrained.cli',
+               'import a pretrained PI0.5/PI0 checkpoint (LeRobot or openpi) as a policy'),
     'train': ('pi05_moe_training.train.loop', 'train the camera-MoE policy on a dataset'),
     'export': ('pi05_moe_training.train.export',
                'copy a trained checkpoint for deployment (policy files only, fp16 option)'),

@@ -62,16 +62,36 @@ def test_quantile_normalisation_formula_and_inverse():
               max=[10, 2])
     x = np.array([5.0, 2.0], np.float32)
     want = (x - s.q01) / (s.q99 - s.q01 + 1e-6) * 2 - 1
-    assert np.allclose(s.normalize(x), want) and np.allclose(s.unnormalize(s.normalize(x)), x)
+    v1 = {'preprocessing': 'v1'}
+    assert np.allclose(s.normalize(x, **v1), want)
+    assert np.allclose(s.unnormalize(s.normalize(x, **v1), **v1), x)
+
+
+def test_reference_quantiles_divide_by_the_range_and_eps_only_where_it_is_zero():
+    """LeRobot's rule: 2 (x - q01) / (q99 - q01) - 1, the range 0 replaced by 1e-8."""
+    s = Stats(q01=[0.0, 1.0], q99=[1e-4, 1.0], mean=[0, 0], std=[1, 1], min=[0, 1], max=[1, 1])
+    x = np.array([5e-5, 1.0], np.float32)
+    np.testing.assert_allclose(s.normalize(x), [0.0, -1.0], atol=1e-6)
+    assert abs(s.normalize(x, preprocessing='v1')[0]) > 5e-3  # 1e-6 on a 1e-4 range
+    np.testing.assert_allclose(s.unnormalize(s.normalize(x)), x, atol=1e-7)
+
+
+def test_mean_std_normalisation_and_inverse():
+    s = Stats(q01=[0.0], q99=[1.0], mean=[2.0], std=[4.0], min=[0], max=[1])
+    y = s.normalize(np.array([10.0], np.float32), mode='mean_std')
+    np.testing.assert_allclose(y, [2.0], rtol=1e-6)
+    np.testing.assert_allclose(s.unnormalize(y, mode='mean_std'), [10.0], rtol=1e-6)
 
 
 def test_discretized_state_bins():
     s = np.array([-1.0, -0.999, 0.0, 0.999, 1.0, 3.0, -3.0])
-    bins = discretize_state(s)
+    bins = discretize_state(s, clip=True)  # preprocessing 'v1'
     assert bins.tolist() == (np.clip(np.digitize(np.clip(s, -1, 1),
                                                  np.linspace(-1, 1, 257)[:-1]) - 1, 0, 255)
                              ).tolist()
     assert bins.min() >= 0 and bins.max() <= 255 and bins[2] == 128
+    ref = discretize_state(s)  # LeRobot / openpi: out of range -> -1 below, 255 above
+    assert ref.tolist()[:5] == bins.tolist()[:5] and ref[5] == 255 and ref[6] == -1
 
 
 def test_pi05_prompt_format():
