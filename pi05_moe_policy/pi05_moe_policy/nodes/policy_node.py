@@ -125,7 +125,7 @@ class PolicyNode(Node):
         if self.once.first(('truncated', prompt)):
             self.get_logger().warning(
                 f'prompt {prompt[:80]!r} ({len(prompt)} characters) is {n_ids} tokens with the '
-                f'state, cut to max_token_len {self.policy.config.max_token_len}: the model '
+                f'state, cut to max_token_len {self.policy.data_config.max_token_len}: the model '
                 'sees only its start (said once per prompt)')
 
     # ------------------------------------------------------------------ the worker
