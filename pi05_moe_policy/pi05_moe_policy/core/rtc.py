@@ -105,3 +105,29 @@ class CommittedChunk:
             return None
         start = self.stamp + first * self.period - stamp  # (-period, 0]
         return self.actions[first:].copy(), min(0.0, start)
+
+
+class RtcPlanner:
+    """policy_node's RTC state: the delay estimate and the last chunk, as ``Policy.infer``
+    arguments. Times are node-clock seconds (header stamps), never wall time."""
+
+    def __init__(self, cfg: RtcConfig, period_s: float, horizon: int) -> None:
+        self.period, self.horizon = float(period_s), int(horizon)
+        self.delay = DelayEstimator(cfg.rtc_latency_window, cfg.rtc_latency_percentile)
+        self.committed = CommittedChunk(cfg.rtc_max_prefix_age_s)
+
+    def infer_kwargs(self, stamp: float) -> dict:
+        """``prefix``, ``prefix_start_s``, ``delay_steps`` for an observation at ``stamp``
+        ({} when there is nothing committed)."""
+        got = self.committed.prefix_at(stamp)
+        if got is None:
+            return {}
+        rows, start = got
+        return {'prefix': rows, 'prefix_start_s': start,
+                'delay_steps': self.delay.delay_steps(self.period, self.horizon)}
+
+    def published(self, stamp: float, now: float, actions: np.ndarray) -> None:
+        """A chunk for the observation at ``stamp`` went out at ``now``: its latency counts
+        toward the delay, and it is what the executor runs next."""
+        self.delay.add(now - stamp)
+        self.committed.remember(stamp, self.period, actions)
