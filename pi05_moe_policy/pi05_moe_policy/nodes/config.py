@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pi05_moe_policy import topics
 from pi05_moe_policy.core.executor import ExecutorCoreConfig
 from pi05_moe_policy.core.input_checks import InputCheckConfig
+from pi05_moe_policy.core.rtc import RtcConfig
 from pi05_moe_policy.core.snapshot import SnapshotConfig
 from pi05_moe_policy.params import check, param
 
@@ -25,7 +26,7 @@ def _check_topic(cfg: object, name: str) -> None:
 
 
 @dataclass
-class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
+class PolicyNodeConfig(SnapshotConfig, InputCheckConfig, RtcConfig):
     """policy_node: cameras + joint states + prompt -> ActionChunk + RoutingWeights."""
 
     checkpoint: str = param('', 'Required. A checkpoint directory (Policy.save), or '
@@ -62,6 +63,7 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
     def __post_init__(self) -> None:
         SnapshotConfig.__post_init__(self)
         InputCheckConfig.__post_init__(self)
+        RtcConfig.__post_init__(self)
         check(self.max_image_size >= self.min_image_size, self, 'max_image_size',
               f'a size >= min_image_size ({self.min_image_size})')
         for name in ('joint_states_topic', 'prompt_topic', 'action_chunk_topic',

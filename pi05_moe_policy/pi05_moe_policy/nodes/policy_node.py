@@ -2,10 +2,11 @@
 
 Callbacks only check messages (headers; joint limits and thermal plausibility: core.input_checks)
 and store the latest per stream (a bad one is dropped with a rate-limited warning and never
-replaces a good one). A worker thread builds an observation
-from the newest messages (:mod:`pi05_moe_policy.core.snapshot`: age and skew on header stamps,
-sim-time aware), runs ``Policy.infer`` and publishes; while it runs, newer messages replace older
-ones. Parameters: :class:`pi05_moe_policy.nodes.config.PolicyNodeConfig`.
+replaces a good one). A worker thread builds an observation from the newest messages
+(:mod:`pi05_moe_policy.core.snapshot`: age and skew on header stamps, sim-time aware), runs
+``Policy.infer`` (with ``rtc``: on the rows of its last chunk the executor still runs, see
+:class:`pi05_moe_policy.core.rtc.RtcPlanner`) and publishes; while it runs, newer messages replace
+older ones. Parameters: :class:`pi05_moe_policy.nodes.config.PolicyNodeConfig`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pi05_moe_policy.core.policy_inputs import (
     startup_line,
 )
 from pi05_moe_policy.core.rate_limited_log import FirstSeen, RateLimitedLog
+from pi05_moe_policy.core.rtc import RtcPlanner
 from pi05_moe_policy.core.snapshot import Skip
 from pi05_moe_policy.core.stats import RateMeter, RunningStats
 from pi05_moe_policy.core.worker import Worker
@@ -54,23 +56,22 @@ class PolicyNode(Node):
         self._worker = Worker(self._infer_once, 1.0 / hz if hz else 0.0, self._on_error,
                               name='policy_worker')
         # A bad checkpoint raises CheckpointError (a ValueError): one fatal line, no traceback.
-        self.policy = load_policy(cfg.checkpoint, device=cfg.device, seed=cfg.seed,
-                                  joint_names=cfg.joint_names, num_threads=cfg.num_threads or None)
-        p = self.policy
+        self.policy = p = load_policy(cfg.checkpoint, device=cfg.device, seed=cfg.seed,
+                                      joint_names=cfg.joint_names,
+                                      num_threads=cfg.num_threads or None)
         self.plan = plan = plan_inputs(cfg, p)
         self.joint_names, self.topics, self.kinds = plan.joint_names, plan.topics, plan.kinds
         self.buffer = plan.buffer(cfg)
         self.warn = RateLimitedLog(self.get_logger().warning, cfg.warn_period)
         self.joint_check = JointStateCheck(cfg, self.joint_names)
+        self.rtc = RtcPlanner(cfg, p.control_period_s, p.action_horizon) if cfg.rtc else None
         self.once = FirstSeen()  # extra joint sets, truncated prompts: said once each
         # The tokenizer reports prompts cut to max_token_len here, not to Python logging.
         p.transform.set_truncation_handler(self._on_truncate)
         self.rates = {n: RateMeter() for n in self.topics}
         self.infer_ms = RunningStats()
         self.prompt = self.prompt_in_use = cfg.prompt
-        self.chunk_id = 0
-        self.last_timing: dict[str, float] = {}
-        self.last_skip = ''
+        self.chunk_id, self.last_timing, self.last_skip = 0, {}, ''
         for name, topic in plan.cameras.items():
             self.create_subscription(Image, topic, partial(self._on_image, name), qos.SENSOR)
         self.create_subscription(JointState, cfg.joint_states_topic, self._on_joints, qos.SENSOR)
@@ -155,16 +156,19 @@ class PolicyNode(Node):
         for name, why in left_out.items():
             self.warn(('left_out', name), f'expert camera {name!r} left out: {why}')
         prompt = self.prompt_in_use = self.prompt
-        out = self.policy.infer({'images': images, 'state': snap.values[JOINTS][1],
-                                 'prompt': prompt})
-        ms = (time.perf_counter() - t0) * 1e3
-        self.infer_ms.add(ms)
-        self.last_timing = out['timing']
-        self.last_skip = ''
-        self.chunk_id += 1
-        routing = out['routing']
         newest = snap.values[snap.newest]  # the header stamp itself, not a float round trip
         stamp = newest[0] if snap.newest == JOINTS else newest.header.stamp
+        rtc = self.rtc.infer_kwargs(stamp_to_sec(stamp)) if self.rtc else {}
+        out = self.policy.infer({'images': images, 'state': snap.values[JOINTS][1],
+                                 'prompt': prompt}, **rtc)
+        ms = (time.perf_counter() - t0) * 1e3
+        self.infer_ms.add(ms)
+        self.last_timing, self.last_skip = out['timing'], ''
+        self.chunk_id += 1
+        routing = out['routing']
+        if self.rtc:  # node clock: under sim time and bag replay the delay is in their time
+            self.rtc.published(stamp_to_sec(stamp), self.get_clock().now().nanoseconds * 1e-9,
+                               out['actions'])
         self.chunk_pub.publish(make_action_chunk(
             stamp, self.chunk_id, self.joint_names, out['actions'],
             self.policy.control_period_s, ms, prompt, routing))
