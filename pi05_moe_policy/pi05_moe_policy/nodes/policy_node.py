@@ -83,6 +83,7 @@ class PolicyNode(Node):
         if plan.without:
             self.get_logger().warning(f'expert camera(s) {plan.without} have no topic in '
                                       'parameter cameras: the policy runs without them')
+        self._worker.abort_modules(p.model)  # Ctrl-C ends even a long inference within 2 s
         self._worker.start()
         self.context.on_shutdown(self._worker.stopping.set)  # Ctrl-C: no more publishing
 
@@ -157,6 +158,8 @@ class PolicyNode(Node):
         prompt = self.prompt_in_use = self.prompt
         out = self.policy.infer({'images': images, 'state': snap.values[JOINTS][1],
                                  'prompt': prompt})
+        if self._worker.stopping.is_set():
+            return  # Ctrl-C came during the last layer: the publishers are going away
         ms = (time.perf_counter() - t0) * 1e3
         self.infer_ms.add(ms)
         self.last_timing = out['timing']
@@ -184,7 +187,7 @@ class PolicyNode(Node):
             self.last_skip or f'chunk {self.chunk_id}', values))
 
     def destroy_node(self) -> None:
-        self._worker.stop()
+        self._worker.stop(timeout=1.0)  # a running inference aborts at its next layer
         super().destroy_node()
 
 
