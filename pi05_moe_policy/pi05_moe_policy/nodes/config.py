@@ -43,9 +43,12 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
         [], 'Joint order of the state and the actions. Empty: the checkpoint\'s joint names, '
         'else joint_0..joint_{D-1}. With preset:<name>, also the robot\'s state/action size.')
     joint_states_topic: str = param(topics.JOINT_STATES, 'sensor_msgs/JointState input.')
-    prompt_topic: str = param(topics.PROMPT, 'std_msgs/String prompt input (reliable, '
-                              'transient-local).')
-    prompt: str = param('pick up the cube', 'Prompt used until one arrives on prompt_topic.')
+    prompt_topic: str = param(topics.PROMPT, 'std_msgs/String prompt input; both transient-'
+                              'local (latched) and volatile (ros2 topic pub) publishers match.')
+    prompt: str = param('pick up the cube', 'The prompt. Settable at run time (ros2 param set '
+                        '/policy_node prompt "..."); a prompt on prompt_topic also sets it.')
+    prompt_in_use_topic: str = param('~/prompt', 'The prompt in use, republished reliable + '
+                                     'transient-local (latched) for late joiners.')
     max_prompt_chars: int = param(512, 'Longer prompts are cut to this many characters.')
     action_chunk_topic: str = param(topics.ACTION_CHUNK, 'pi05_moe_msgs/ActionChunk '
                                     'output.')
@@ -64,7 +67,8 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
         InputCheckConfig.__post_init__(self)
         check(self.max_image_size >= self.min_image_size, self, 'max_image_size',
               f'a size >= min_image_size ({self.min_image_size})')
-        for name in ('joint_states_topic', 'prompt_topic', 'action_chunk_topic',
+        for name in ('joint_states_topic', 'prompt_topic', 'prompt_in_use_topic',
+                     'action_chunk_topic',
                      'routing_topic', 'diagnostics_topic'):
             _check_topic(self, name)
         check(all(t == '' or t[0] in '/~' for t in self.cameras.values()), self, 'cameras',
