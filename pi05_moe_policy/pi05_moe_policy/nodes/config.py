@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pi05_moe_policy import topics
 from pi05_moe_policy.core.executor import ExecutorCoreConfig
 from pi05_moe_policy.core.input_checks import InputCheckConfig
+from pi05_moe_policy.core.output_groups import OutputGroupsConfig
 from pi05_moe_policy.core.snapshot import SnapshotConfig
 from pi05_moe_policy.params import check, param
 
@@ -82,7 +83,7 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
 
 
 @dataclass
-class ExecutorNodeConfig(ExecutorCoreConfig):
+class ExecutorNodeConfig(ExecutorCoreConfig, OutputGroupsConfig):
     """executor_node: ActionChunks -> ensembled, filtered commands for a ros2_control
     controller."""
 
@@ -106,6 +107,7 @@ class ExecutorNodeConfig(ExecutorCoreConfig):
 
     def __post_init__(self) -> None:
         ExecutorCoreConfig.__post_init__(self)
+        OutputGroupsConfig.__post_init__(self)
         check(self.output in OUTPUTS, self, 'output', f'one of {OUTPUTS}')
         check(bool(self.controller) and '/' not in self.controller, self, 'controller',
               'a controller name without "/"')
@@ -119,10 +121,11 @@ class ExecutorNodeConfig(ExecutorCoreConfig):
     def require_joint_names(self) -> None:
         """Raise ``ValueError`` when the output carries no names and none are configured: the
         commands' order would otherwise be a guess (the node refuses to start)."""
-        if self.output == 'commands' and not self.joint_names:
+        if (self.output == 'commands' or self.output_groups) and not self.joint_names:
             raise ValueError(f'{type(self).__name__}.joint_names={self.joint_names!r}: expected '
                              'the controller\'s joint order (output commands sends a '
-                             'Float64MultiArray, which carries no names)')
+                             'Float64MultiArray, which carries no names; output_groups '
+                             'index into it)')
 
     @property
     def command_topic(self) -> str:
