@@ -17,13 +17,11 @@ from functools import partial
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
 
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
 from pi05_moe_policy.checkpoints import load_policy
 from pi05_moe_policy.core.image_codec import ImageCodecError
 from pi05_moe_policy.core.input_checks import JointStateCheck, check_frame
-from pi05_moe_policy.core.observation import clean_prompt
 from pi05_moe_policy.core.policy_inputs import (
     JOINTS,
     diagnostic_values,
@@ -45,6 +43,7 @@ from pi05_moe_policy.nodes.msg_convert import (
     make_routing,
     stamp_to_sec,
 )
+from pi05_moe_policy.nodes.prompt import PromptInput
 from pi05_moe_policy.nodes.ros_params import declare_config
 
 
@@ -70,12 +69,13 @@ class PolicyNode(Node):
         p.transform.set_truncation_handler(self._on_truncate)
         self.rates = {n: RateMeter() for n in self.topics}
         self.infer_ms = RunningStats()
-        self.prompt = self.prompt_in_use = cfg.prompt
+        self.prompt_in_use = cfg.prompt
+        self.prompt_input = PromptInput(self, cfg.prompt_topic, cfg.prompt_in_use_topic,
+                                        cfg.prompt, cfg.max_prompt_chars, self.warn)
         self.chunk_id, self.last_timing, self.last_skip = 0, {}, ''
         for name, topic in plan.cameras.items():
             self.create_subscription(Image, topic, partial(self._on_image, name), qos.SENSOR)
         self.create_subscription(JointState, cfg.joint_states_topic, self._on_joints, qos.SENSOR)
-        self.create_subscription(String, cfg.prompt_topic, self._on_prompt, qos.PROMPT)
         self.chunk_pub = self.create_publisher(ActionChunk, cfg.action_chunk_topic, qos.COMMAND)
         self.routing_pub = self.create_publisher(RoutingWeights, cfg.routing_topic, qos.STATUS)
         self.diag_pub = self.create_publisher(DiagnosticArray, cfg.diagnostics_topic, qos.STATUS)
@@ -84,6 +84,7 @@ class PolicyNode(Node):
         if plan.without:
             self.get_logger().warning(f'expert camera(s) {plan.without} have no topic in '
                                       'parameter cameras: the policy runs without them')
+        self._worker.abort_modules(p.model)  # Ctrl-C ends even a long inference within 2 s
         self._worker.start()
         self.context.on_shutdown(self._worker.stopping.set)  # Ctrl-C: no more publishing
 
@@ -112,14 +113,6 @@ class PolicyNode(Node):
                         (msg.header.stamp, verdict.positions))  # (D,) float32
         self.rates[JOINTS].tick()
         self._worker.wake()
-
-    def _on_prompt(self, msg: String) -> None:
-        prompt, problem = clean_prompt(msg.data, self.cfg.max_prompt_chars)
-        if problem:
-            self.warn((self.cfg.prompt_topic, 'prompt'), f'{self.cfg.prompt_topic}: {problem}')
-        if prompt and prompt != self.prompt:
-            self.prompt = prompt
-            self.get_logger().info(f'prompt: {prompt[:80]!r}')
 
     def _on_truncate(self, text: str, n_ids: int) -> None:
         prompt = self.prompt_in_use
@@ -155,12 +148,14 @@ class PolicyNode(Node):
             return
         for name, why in left_out.items():
             self.warn(('left_out', name), f'expert camera {name!r} left out: {why}')
-        prompt = self.prompt_in_use = self.prompt
+        prompt = self.prompt_in_use = self.prompt_input.prompt
         newest = snap.values[snap.newest]  # the header stamp itself, not a float round trip
         stamp = newest[0] if snap.newest == JOINTS else newest.header.stamp
         rtc = self.rtc.infer_kwargs(stamp_to_sec(stamp)) if self.rtc else {}
         out = self.policy.infer({'images': images, 'state': snap.values[JOINTS][1],
                                  'prompt': prompt}, **rtc)
+        if self._worker.stopping.is_set():
+            return  # Ctrl-C came during the last layer: the publishers are going away
         ms = (time.perf_counter() - t0) * 1e3
         self.infer_ms.add(ms)
         self.last_timing, self.last_skip = out['timing'], ''
@@ -180,7 +175,7 @@ class PolicyNode(Node):
     def _publish_diagnostics(self) -> None:
         now = self.get_clock().now()
         values = diagnostic_values(
-            self.chunk_id, self.prompt, self.infer_ms.summary(), self.last_timing,
+            self.chunk_id, self.prompt_input.prompt, self.infer_ms.summary(), self.last_timing,
             {n: self.rates[n].rate(now.nanoseconds * 1e-9) for n in self.topics}, self.warn.total)
         level = DiagnosticStatus.WARN if self.last_skip else DiagnosticStatus.OK
         self.diag_pub.publish(make_diagnostics(
@@ -188,7 +183,7 @@ class PolicyNode(Node):
             self.last_skip or f'chunk {self.chunk_id}', values))
 
     def destroy_node(self) -> None:
-        self._worker.stop()
+        self._worker.stop(timeout=1.0)  # a running inference aborts at its next layer
         super().destroy_node()
 
 
