@@ -9,7 +9,9 @@ Publishes (sensor-data QoS unless noted):
   /clock (sim time, monotonic across episodes);
   /pi05_moe/prompt and /sim/success (reliable, transient-local, depth 1) on change.
 Subscribes (reliable): /arm_controller/commands (Float64MultiArray, joint order of
-  /joint_states) and /arm_controller/joint_trajectory (JointTrajectory; first point).
+  /joint_states) and /arm_controller/joint_trajectory (JointTrajectory; first point), or with
+  `output_groups` each group's controller topic (e.g. /arm_controller/commands, 6 joints, and
+  /gripper_controller/commands), as the executor sends them.
 Service: ~/reset (std_srvs/Trigger) starts the next episode with the `task` and `seed`
   parameters as they are then.
 
@@ -18,6 +20,7 @@ subscriptions only store the latest command.
 """
 
 import dataclasses
+from functools import partial
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -25,13 +28,12 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray, Header, String
+from std_msgs.msg import Bool, Header, String
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory
 
 from pi05_moe_bringup.drivers.camera_info import fill_camera_info, from_intrinsics
 from pi05_moe_bringup.drivers.thermal_colormap import colorize
-from pi05_moe_bringup.sim.commands import action_from_array, action_from_trajectory
+from pi05_moe_bringup.sim.commands import CommandInputs
 from pi05_moe_bringup.sim.config import SimConfig
 from pi05_moe_bringup.sim.robot import CAMERAS, JOINT_NAMES, SimRobot
 from pi05_moe_bringup.sim.schedule import RateSchedule
@@ -40,6 +42,7 @@ from pi05_moe_policy.core.image_codec import numpy_to_image
 from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
 from pi05_moe_policy.core.stamps import sec_nanosec
 from pi05_moe_policy.nodes import qos
+from pi05_moe_policy.nodes.command_out import MSG_TYPES
 from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.nodes.ros_params import declare_config
 
@@ -95,10 +98,11 @@ class SimNode(Node):
         self._prompt_pub = self.create_publisher(String, topics.PROMPT, qos.PROMPT)
         # Latched like the prompt: a late subscriber still learns the current outcome.
         self._success_pub = self.create_publisher(Bool, topics.SIM_SUCCESS, qos.PROMPT)
-        self.create_subscription(Float64MultiArray, COMMANDS_TOPIC, self._on_commands,
-                                 qos.COMMAND)
-        self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory,
-                                 qos.COMMAND)
+        self._inputs = CommandInputs(cfg, JOINT_NAMES, {COMMANDS_TOPIC: 'commands',
+                                                        TRAJECTORY_TOPIC: 'joint_trajectory'})
+        for topic, kind in self._inputs.topics.items():
+            self.create_subscription(MSG_TYPES[kind], topic, partial(self._on_command, topic),
+                                     qos.COMMAND)
         self.create_service(Trigger, '~/reset', self._on_reset)
         # Steady clock: this node *is* the sim clock, so it must never wait on /clock itself.
         self.create_timer(cfg.control_period_s / cfg.real_time_factor, self._on_tick,
@@ -106,18 +110,14 @@ class SimNode(Node):
         self._start_episode()
 
     # -- callbacks: store, never compute ---------------------------------------------------
-    def _on_commands(self, msg: Float64MultiArray) -> None:
+    def _on_command(self, topic: str, msg) -> None:
         try:
-            self._command = action_from_array(msg.data, JOINT_NAMES)
+            action = self._inputs.take(topic, msg)
         except ValueError as err:
-            self._warn(COMMANDS_TOPIC, f'{COMMANDS_TOPIC}: ignored: {err}')
-
-    def _on_trajectory(self, msg: JointTrajectory) -> None:
-        try:
-            self._command = action_from_trajectory(
-                msg.joint_names, [p.positions for p in msg.points], JOINT_NAMES)
-        except ValueError as err:
-            self._warn(TRAJECTORY_TOPIC, f'{TRAJECTORY_TOPIC}: ignored: {err}')
+            self._warn(topic, f'{topic}: ignored: {err}')
+            return
+        if action is not None:
+            self._command = action
 
     def _on_reset(self, _request, response: Trigger.Response) -> Trigger.Response:
         task = self.get_parameter('task').value

@@ -32,9 +32,10 @@ from pi05_moe_policy.policy_config import (
     config_from_checkpoint,
     make_policy_config,
 )
+from pi05_moe_policy.transforms.actions import DeltaActions, PadStatesAndActions
 from pi05_moe_policy.transforms.data_config import DataConfig
-from pi05_moe_policy.transforms.normalize import NormStats
-from pi05_moe_policy.transforms.pipeline import make_transforms
+from pi05_moe_policy.transforms.normalize import Normalize, NormStats
+from pi05_moe_policy.transforms.pipeline import Compose, make_transforms
 from pi05_moe_policy.transforms.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 
 _MAX_LISTED = 20
@@ -283,13 +284,30 @@ class Policy:
                      ) -> tuple[torch.Tensor, dict[str, Any]]:
         return self.model.compute_loss(batch, **kwargs)
 
-    def infer(self, obs: dict[str, Any], noise: Any = None, num_steps: int | None = None
+    def infer(self, obs: dict[str, Any], noise: Any = None, num_steps: int | None = None,
+              prefix: Any = None, prefix_start_s: float = 0.0, delay_steps: int = 0
               ) -> dict[str, Any]:
         """obs: {"images": {camera: array}, "state": (robot_state_dim,), "prompt": str}.
 
         noise: optional (action_horizon, action_dim) or (1, H, action_dim) for reproducible
         output.  Returns actions (H, robot_action_dim) float32 in robot units, routing
         {expert: weight}, timing {stage: ms}.
+
+        Real-time chunking (RTC): ``prefix`` (H_prefix, robot_action_dim), robot units, are
+        the *committed* actions: what the executor will still command from the chunk it runs
+        now, one row per control period (``control_period_s``), row 0 for the slot that
+        starts ``prefix_start_s`` seconds after this observation's time (<= 0: a row whose
+        slot began before the observation is dropped; the rows are aligned to the new chunk's
+        rows by rounding to whole periods).  ``delay_steps`` d: how many of the new chunk's
+        rows will have passed when it takes effect (the inference delay in control periods,
+        e.g. ``core.rtc.DelayEstimator``); those rows must equal the committed ones, the
+        later committed rows are followed with decaying weight.  The prefix goes through the
+        same transforms as training actions (delta dims relative to this observation's
+        state, then normalised) and conditions the chunk as the checkpoint's
+        ``ModelConfig.rtc_mode`` says (``guidance``: test-time inpainting, ``training``: fed
+        clean, ``none``: ignored).  None (the default) samples an unconditioned chunk.
+        ``timing`` then also holds ``rtc_rows`` (aligned committed rows used) and
+        ``rtc_delay``.
         """
         t0 = time.perf_counter()
         cfg = self.model_config
@@ -307,12 +325,16 @@ class Policy:
                 raise ValueError(f'noise must have shape {shape[1:]} or {shape}, got '
                                  f'{tuple(noise_t.shape)}')
             noise_t = noise_t.reshape(shape)
+        rtc = self._prefix_inputs(raw['state'], prefix, prefix_start_s, delay_steps, dev)
+        if rtc:
+            batch['action_dim_mask'] = (torch.arange(cfg.action_dim, device=dev)
+                                        < self.robot_action_dim)[None]  # (1, 32)
         t1 = time.perf_counter()
         was_training = self.model.training
         self.model.eval()  # no Gumbel noise at inference
         try:
             actions, info = self.model.sample_actions(batch, noise=noise_t.to(dev),
-                                                      num_steps=num_steps)
+                                                      num_steps=num_steps, **rtc)
         finally:
             self.model.train(was_training)
         t2 = time.perf_counter()
@@ -324,5 +346,33 @@ class Policy:
         t3 = time.perf_counter()
         timing = {'transform': (t1 - t0) * 1e3, **info['timing'], 'model': (t2 - t1) * 1e3,
                   'postprocess': (t3 - t2) * 1e3, 'total': (t3 - t0) * 1e3}
+        if rtc:
+            timing['rtc_rows'] = float(rtc['prefix_actions'].shape[1])
+            timing['rtc_delay'] = float(rtc['prefix_len'])
         return {'actions': np.ascontiguousarray(out, dtype=np.float32), 'routing': routing,
                 'timing': timing}
+
+    def _prefix_inputs(self, state: np.ndarray, prefix: Any, start_s: float, delay: int,
+                       dev: torch.device) -> dict[str, Any]:
+        """``sample_actions``' RTC arguments from committed actions in robot units ({} when
+        there is no usable prefix).  See :meth:`infer`."""
+        if prefix is None:
+            return {}
+        a = np.asarray(prefix, dtype=np.float32)  # (H_prefix, robot_action_dim)
+        if a.ndim != 2 or a.shape[1] != self.robot_action_dim or not np.isfinite(a).all():
+            raise ValueError(f'prefix must be finite (H_prefix, {self.robot_action_dim}) '
+                             f'robot-unit actions, got shape {a.shape}')
+        period = self.control_period_s
+        if not (np.isfinite(start_s) and start_s < 0.5 * period):
+            raise ValueError(f'prefix_start_s must be a number of seconds < half a control '
+                             f'period ({0.5 * period:g}), got {start_s!r}')
+        if not (isinstance(delay, (int, np.integer)) and delay >= 0):
+            raise ValueError(f'delay_steps must be an int >= 0, got {delay!r}')
+        a = a[int(round(-start_s / period)):][:self.action_horizon]  # rows from the obs time
+        if len(a) == 0:
+            return {}
+        steps = [s for s in self.transform.inputs.steps
+                 if isinstance(s, (DeltaActions, Normalize, PadStatesAndActions))]
+        norm = Compose(steps)({'state': state, 'actions': a})['actions']  # (d_max, 32)
+        return {'prefix_actions': torch.from_numpy(np.ascontiguousarray(norm))[None].to(dev),
+                'prefix_len': min(int(delay), len(a))}

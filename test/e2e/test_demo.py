@@ -18,6 +18,9 @@ from pi05_moe_training.bags.reader import BagReader
 
 EPISODE = re.compile(r'^episode (\d): (lift the (?:red|hot) cube): success=(True|False) '
                      r'routing: l515=([01]\.\d\d) thermal=([01]\.\d\d) ', re.M)
+# the columns that show whether the checkpoint keeps up with the real-time world
+LATENCY = (r'chunk latency p50 (\d+) ms \(age on arrival (\d+\.\d{3}) s\), '
+           r'held (\d+)% of the ticks')
 
 
 @pytest.fixture
@@ -40,11 +43,21 @@ def test_demo_runs_episodes_records_a_bag_and_plots_the_routing(tmp_path: Path, 
         ('1', 'lift the red cube'), ('2', 'lift the hot cube')], proc.stdout
     for *_, l515, thermal in episodes:
         assert float(l515) + float(thermal) == pytest.approx(1.0, abs=0.011)  # 2-digit rounding
+    figures = re.findall(r'^episode \d: .* ' + LATENCY + '$', proc.stdout, re.M)
+    assert len(figures) == 2, proc.stdout
+    assert all(int(ms) > 0 and float(age) > 0 and 0 <= int(held) <= 100
+               for ms, age, held in figures)
+    assert re.search(r'^demo: \d/2 episodes succeeded; ' + LATENCY + '$', proc.stdout, re.M)
 
     report = json.loads((out / 'demo.json').read_text())
     assert [e['task'] for e in report['episodes']] == ['lift_red_cube', 'lift_hot_cube']
     assert all(e['routing_messages'] > 0 for e in report['episodes'])
     assert all(0 < e['sim_time_s'] <= 3.5 for e in report['episodes'])
+    for e in report['episodes']:
+        assert e['chunks'] == len(e['chunk_latencies_ms']) == len(e['chunk_ages_s']) > 0
+        assert e['latency_ms_median'] > 0 and 0.0 <= e['held_share'] <= 1.0
+    assert report['chunks'] == sum(e['chunks'] for e in report['episodes'])
+    assert 0.0 <= report['held_share'] <= 1.0 and report['latency_ms_median'] > 0
 
     bag = Path(re.search(r'^demo: bag (\S+)$', proc.stdout, re.M).group(1))
     assert bag.parent == out / 'bags' and (bag / 'metadata.yaml').is_file()

@@ -31,13 +31,18 @@ class Probe(Node):
     def __init__(self, context):
         super().__init__('sim_graph_probe', context=context)
         self.joints: list[np.ndarray] = []  # (7,) positions in JOINT_NAMES order
-        self.commands: list[np.ndarray] = []  # (7,)
-        self.previews: list[np.ndarray] = []  # (7,)
+        # sim.yaml's output groups: the arm's 6 joints and the gripper (metres) on their own
+        # controllers, previewed per group while disabled.
+        self.commands: list[np.ndarray] = []  # (6,)
+        self.gripper: list[float] = []
+        self.previews: list[np.ndarray] = []  # (6,)
         self.chunks = 0
         self.create_subscription(JointState, '/joint_states', self._on_joints, qos.SENSOR)
         self.create_subscription(Float64MultiArray, '/arm_controller/commands',
                                  lambda m: self.commands.append(np.array(m.data)), qos.COMMAND)
-        self.create_subscription(Float64MultiArray, '/pi05_moe/command_preview',
+        self.create_subscription(Float64MultiArray, '/gripper_controller/commands',
+                                 lambda m: self.gripper.extend(m.data), qos.COMMAND)
+        self.create_subscription(Float64MultiArray, '/pi05_moe/command_preview/arm',
                                  lambda m: self.previews.append(np.array(m.data)), qos.COMMAND)
         self.create_subscription(ActionChunk, '/pi05_moe/action_chunk', self._on_chunk,
                                  qos.COMMAND)
@@ -87,10 +92,14 @@ def test_enabled_executor_commands_reach_the_simulated_arm(graph, ros, wait_unti
     wait_until(lambda: len(probe.commands) > commands + 10, 20.0, 'commands', process=runner)
     wait_until(lambda: np.abs(probe.joints[-1][:6] - home[:6]).max() > 0.02, 20.0,
                'the arm joints to move', process=runner)
-    sent = np.stack(probe.commands[commands:])  # (N, 7)
+    sent = np.stack(probe.commands[commands:])  # (N, 6)
     limits = load_graph(SIM_YAML).node('executor_node').params
-    assert (sent >= np.array(limits['lower_limits']) - 1e-9).all()
-    assert (sent <= np.array(limits['upper_limits']) + 1e-9).all()
+    assert (sent >= np.array(limits['lower_limits'][:6]) - 1e-9).all()
+    assert (sent <= np.array(limits['upper_limits'][:6]) + 1e-9).all()
+    # the gripper's 0..1 mapped to metres: within [offset, offset + scale]
+    scale, offset = limits['output_scale.gripper'], limits['output_offset.gripper']
+    assert probe.gripper and all(offset - 1e-9 <= g <= offset + scale + 1e-9
+                                 for g in probe.gripper)
     # the joints moved toward what was commanded: closer to the latest command than home is
     target = sent[-1][:6]
     assert np.linalg.norm(probe.joints[-1][:6] - target) < np.linalg.norm(home[:6] - target)

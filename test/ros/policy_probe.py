@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import yaml
+from rclpy.duration import Duration
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
@@ -74,11 +75,15 @@ class PolicyProbe:
     def _publish(self):
         if not self.on:
             return
-        stamp = self.node.get_clock().now().to_msg()
+        now = self.node.get_clock().now()
+        stamp = now.to_msg()
+        # Images 1 ms older than the joints: an observation is stamped by its newest stream, so
+        # a chunk carries a joint state's stamp only if that joint state was used.
+        image_stamp = (now - Duration(nanoseconds=1_000_000)).to_msg()
         for name, frame in self.frames.items():
             array, encoding = frame()
             msg = numpy_to_image(array, encoding, Image(), CAMERAS[name])
-            msg.header.stamp = stamp
+            msg.header.stamp = image_stamp
             self.image_pubs[name].publish(msg)
         names, positions = self.joints(stamp)
         msg = JointState(name=list(names), position=[float(p) for p in positions])

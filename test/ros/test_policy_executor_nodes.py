@@ -45,18 +45,19 @@ COMMANDS = '/arm_controller/commands'
 PREVIEW = '/pi05_moe/command_preview'
 
 
-def write_graph(path, use_sim_time: bool):
+def write_graph(path, use_sim_time: bool, policy=None, executor=None):
     """A bringup config for the two nodes; the parameters go through the config dataclasses
     first, so a misspelt name fails here instead of being ignored by ROS."""
-    PolicyNodeConfig(**POLICY)
-    ExecutorNodeConfig(**EXECUTOR)
+    policy, executor = {**POLICY, **(policy or {})}, {**EXECUTOR, **(executor or {})}
+    PolicyNodeConfig(**policy)
+    ExecutorNodeConfig(**executor)
     graph = {
         'pi05_moe_graph': {
             'description': 'policy + executor under test', 'use_sim_time': use_sim_time,
             'nodes': {name: {'package': 'pi05_moe_policy', 'executable': name}
                       for name in ('policy_node', 'executor_node')}},
-        'policy_node': {'ros__parameters': POLICY},
-        'executor_node': {'ros__parameters': EXECUTOR},
+        'policy_node': {'ros__parameters': policy},
+        'executor_node': {'ros__parameters': executor},
     }
     path.write_text(yaml.safe_dump(graph))
     return path
@@ -162,11 +163,12 @@ class Probe:
                 if s.name.startswith(name_prefix)]
 
 
-def start_graph(spawn, tmp_path, use_sim_time=False):
-    graph = spawn(['pi05-moe', 'up', str(write_graph(tmp_path / 'graph.yaml', use_sim_time)),
-                   '--no-color'])
+def start_graph(spawn, tmp_path, use_sim_time=False, policy=None, executor=None):
+    config = write_graph(tmp_path / 'graph.yaml', use_sim_time, policy, executor)
+    graph = spawn(['pi05-moe', 'up', str(config), '--no-color'])
     graph.wait_for(r'\[policy_node\]: preset:tiny: cameras', timeout=60)
-    graph.wait_for(r'\[executor_node\]: 50 Hz, mode ensemble', timeout=10)
+    mode = (executor or {}).get('mode', 'ensemble')
+    graph.wait_for(rf'\[executor_node\]: 50 Hz, mode {mode}', timeout=10)
     return graph
 
 
@@ -419,3 +421,32 @@ def test_executor_alone_joint_trajectory_output_and_reset(ros, spawn, tmp_path, 
     finally:
         assert proc.stop() == 0
         ros.remove(node)
+
+
+@pytest.mark.timeout(120)
+def test_rtc_chunks_agree_with_the_previous_chunk_under_sim_time(ros, spawn, tmp_path,
+                                                                  wait_until):
+    """policy_node rtc:=true with the executor in mode rtc, on a slow sim clock (0.05 x wall,
+    so an inference spans a few 20 ms rows of sim time): each chunk starts on the rows of the
+    one before that the executor was still running (with rtc:=false the same check fails:
+    the gap is ~3.6 rad, random-init chunks from different noise)."""
+    probe = Probe(ros, sim_clock=True, rate=0.05)
+    graph = start_graph(spawn, tmp_path, use_sim_time=True, policy={'rtc': True},
+                        executor={'mode': 'rtc'})
+    try:
+        wait_until(lambda: len(probe.messages('/pi05_moe/action_chunk')) >= 4, 90,
+                   'four action chunks')
+        chunks = [m for _, m in probe.messages('/pi05_moe/action_chunk')]
+        gaps = []
+        for prev, new in zip(chunks[1:-1], chunks[2:]):  # the first one had no prefix
+            a_prev = np.asarray(prev.actions).reshape(prev.horizon, prev.action_dim)
+            a_new = np.asarray(new.actions).reshape(new.horizon, new.action_dim)
+            shift = round((stamp_to_sec(new.header.stamp) - stamp_to_sec(prev.header.stamp))
+                          / prev.period)
+            assert 0 <= shift < prev.horizon
+            gaps.append(np.abs(a_new[0] - a_prev[shift]).max())
+        assert max(gaps) < 0.1, gaps
+        assert_graph_alive(graph)
+    finally:
+        ros.remove(probe.node)
+        assert graph.stop() == 0

@@ -8,9 +8,10 @@ executor configuration of sim.yaml. If it lifts the cube here, a learned policy 
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pi05_moe_bringup.sim.robot import SimRobot
+from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
 from pi05_moe_bringup.sim_tools.closed_loop import ClosedLoop, LoopConfig, ScriptedPolicy
 from pi05_moe_bringup.sim_tools.evaluate import graph_configs
 
@@ -30,7 +31,8 @@ def sim():
 def test_scripted_expert_succeeds_through_the_executor_core(sim, task, mode):
     robot, executor_cfg = sim
     executor_cfg = replace(executor_cfg, mode=mode)
-    loop = ClosedLoop(robot, ScriptedPolicy(robot), executor_cfg, LoopConfig(max_steps=300))
+    loop = ClosedLoop(robot, ScriptedPolicy(robot), executor_cfg,
+                      LoopConfig(max_steps=300, latency_s=0.0))
     for seed in (1000, 1001, 1002):
         result = loop.run_episode(task, seed)
         assert result.success, f'{task} seed {seed}: {result}'
@@ -77,3 +79,117 @@ def test_mismatched_rates_and_joints_are_refused(sim):
         ClosedLoop(robot, expert, executor_cfg)
     with pytest.raises(ValueError, match='replan_steps=0'):
         LoopConfig(replan_steps=0)
+
+
+# ---------------------------------------------------------------------------- the latency model
+
+STEP = 1e-3  # rad: chunk k commands waist = start + k * STEP (far below the velocity limit)
+ROW = 1e-4  # rad: row i of every chunk commands shoulder = start + i * ROW
+
+
+class WallClock:
+    """A stand-in wall clock for the measured mode: it moves only when the policy thinks."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class NumberedChunks:
+    """A scripted policy with the ``infer`` API: chunk k (from 1) holds the start position with
+    the waist moved by k * STEP and the shoulder by i * ROW in row i, so each command names the
+    chunk and the row it came from. Each inference takes ``think_s`` on ``clock``."""
+
+    camera_names: tuple[str, ...] = ()
+    thermal_cameras: tuple[str, ...] = ()
+    joint_names = JOINT_NAMES
+    robot_state_dim = len(JOINT_NAMES)
+
+    def __init__(self, control_period_s: float, clock: WallClock | None = None,
+                 think_s: float = 0.0) -> None:
+        self.control_period_s, self.clock, self.think_s = control_period_s, clock, think_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.k, self.start = 0, None
+
+    def infer(self, obs):
+        if self.start is None:
+            self.start = obs['state'].copy()  # (D,)
+        self.k += 1
+        if self.clock is not None:
+            self.clock.t += self.think_s
+        actions = np.tile(self.start, (50, 1))  # (H, D)
+        actions[:, 0] += self.k * STEP
+        actions[:, 1] += np.arange(50) * ROW
+        return {'actions': actions.astype(np.float32), 'routing': {}, 'timing': {}}
+
+
+def first_steps(result, policy, chunks=4):
+    """The control step at which a command from chunk k first appears, k = 1..chunks."""
+    waist = np.array([c[0] for c in result.commands])  # (T,)
+    k = np.rint((waist - policy.start[0]) / STEP).astype(int)  # (T,) chunk behind each command
+    return [int(np.argmax(k == n)) if (k == n).any() else None for n in range(1, chunks + 1)]
+
+
+def row_at(result, policy, step):
+    """The chunk row behind the command of control step ``step``."""
+    return int(np.rint((result.commands[step][1] - policy.start[1]) / ROW))
+
+
+def run_numbered(sim, config, clock=None, think_s=0.0):
+    robot, executor_cfg = sim
+    policy = NumberedChunks(robot.config.control_period_s, clock, think_s)
+    kwargs = {'clock': clock} if clock is not None else {}
+    loop = ClosedLoop(robot, policy, replace(executor_cfg, mode='latest'), config, **kwargs)
+    return loop.run_episode('lift_red_cube', 1000), policy
+
+
+def test_a_fixed_latency_shifts_when_each_chunk_takes_effect_by_exactly_that_much(sim):
+    # 50 Hz control (0.02 s), a chunk asked every 10 steps: 0.1 s is exactly 5 steps
+    assert sim[0].config.control_period_s == pytest.approx(0.02)
+    prompt, delayed = (run_numbered(sim, LoopConfig(max_steps=60, latency_s=lat))
+                       for lat in (0.0, 0.1))
+    assert first_steps(*prompt) == [0, 10, 20, 30]
+    assert first_steps(*delayed) == [5, 15, 25, 35]
+    # while chunk 1 is in flight the executor holds (nothing covers now) and the world runs on
+    result = delayed[0]
+    assert result.safety['hold_no_chunk'] == 5 and result.steps == 60
+    assert [round(i.t / 0.02) for i in result.inferences][:4] == [0, 10, 20, 30]
+    assert all(i.latency_s == 0.1 for i in result.inferences)
+    assert result.held_share == pytest.approx(5 / 60)
+    assert prompt[0].held_share == 0.0
+
+
+def test_a_late_chunk_runs_from_its_current_row_and_the_old_chunk_runs_on_meanwhile(sim):
+    # 0.2 s = 10 steps: chunk 2 (observed at step 10, when chunk 1 landed) lands at step 20;
+    # chunk 1, which covers 50 rows, keeps commanding while chunk 2 is in flight
+    result, policy = run_numbered(sim, LoopConfig(max_steps=80, replan_steps=5, latency_s=0.2))
+    assert first_steps(result, policy, 3) == [10, 20, 30]
+    assert [row_at(result, policy, s) for s in (10, 19, 20, 30)] == [10, 19, 10, 10]
+    assert result.safety['hold_no_chunk'] == 10 and result.safety['hold_stale'] == 0
+    assert result.safety['executed'] == 70
+
+
+def test_the_measured_mode_uses_the_measured_inference_time(sim):
+    clock = WallClock()  # every inference takes 0.1 s of (stand-in) wall clock
+    result, policy = run_numbered(sim, LoopConfig(max_steps=60), clock, think_s=0.1)
+    assert LoopConfig().measured and 'measured' in LoopConfig().describe()
+    assert first_steps(result, policy) == [5, 15, 25, 35]  # as a fixed 0.1 s
+    assert all(i.wall_ms == pytest.approx(100.0) for i in result.inferences)
+    assert all(i.latency_s == pytest.approx(0.1) for i in result.inferences)
+    # a world declared to run at twice real time moves 0.2 s while the policy thinks 0.1 s
+    cfg = LoopConfig(max_steps=60, real_time_factor=2.0)
+    result, policy = run_numbered(sim, cfg, WallClock(), think_s=0.1)
+    assert first_steps(result, policy, 3) == [10, 20, 30]
+    assert all(i.latency_s == pytest.approx(0.2) for i in result.inferences)
+
+
+def test_the_latency_config_is_validated():
+    with pytest.raises(ValueError, match='latency_s=-0.1'):
+        LoopConfig(latency_s=-0.1)
+    with pytest.raises(ValueError, match='real_time_factor=0'):
+        LoopConfig(real_time_factor=0)
+    assert LoopConfig(latency_s=0.4).describe() == 'fixed 0.4 s'

@@ -32,12 +32,14 @@ def reference_action(chunks, t, mode, k):
     rows = [r for c in arrived if (r := row(*c)) is not None]
     if not rows:
         return None
+    if mode == 'rtc':
+        return rows[-1]
     w = [math.exp(-k * j) for j in range(len(rows))]
     return sum(wj * r for wj, r in zip(w, rows)) / sum(w)
 
 
 @pytest.mark.parametrize('mode, k', [('ensemble', 0.01), ('ensemble', 0.5), ('ensemble', -0.2),
-                                     ('ensemble', 0.0), ('latest', 0.01)])
+                                     ('ensemble', 0.0), ('latest', 0.01), ('rtc', 0.01)])
 @pytest.mark.parametrize('seed', range(3))
 def test_online_matches_offline_reference_on_random_chunks(mode, k, seed):
     rng = np.random.default_rng(seed)
@@ -206,3 +208,25 @@ def test_newest_covering_is_none_when_nothing_covers_now():
     ens.add(1.0, DT, np.zeros((10, 2)), now=1.0)
     assert ens.newest_covering(1.1) == 1.0
     assert ens.newest_covering(1.2 + 1e-6) is None  # its rows ended at 1.2
+
+
+def test_rtc_switches_to_the_newest_chunk_at_its_current_row_without_averaging():
+    ens = TemporalEnsembler(EnsemblerConfig(mode='rtc', ensemble_k=0.0))
+    ens.add(0.0, DT, ramp(), now=0.0)
+    np.testing.assert_array_equal(ens.action_at(0.1), [5, 5])
+    ens.add(0.1, DT, ramp(offset=100.0), now=0.2)  # 5 rows late: starts at its row 5
+    np.testing.assert_array_equal(ens.action_at(0.2), [105, 105])  # not (10 + 105) / 2
+    np.testing.assert_array_equal(ens.action_at(0.22), [106, 106])
+    ens = TemporalEnsembler(EnsemblerConfig(mode='ensemble', ensemble_k=0.0))  # the contrast
+    ens.add(0.0, DT, ramp(), now=0.0)
+    ens.add(0.1, DT, ramp(offset=100.0), now=0.2)
+    np.testing.assert_array_equal(ens.action_at(0.2), [57.5, 57.5])
+
+
+def test_rtc_falls_back_to_an_older_chunk_while_the_newest_does_not_cover_now():
+    ens = TemporalEnsembler(EnsemblerConfig(mode='rtc'))
+    ens.add(0.0, DT, ramp(), now=0.0)
+    ens.add(0.5, DT, ramp(offset=100.0), now=0.1)  # stamped ahead (clock mismatch)
+    np.testing.assert_array_equal(ens.action_at(0.12), [6, 6])  # latest holds here
+    np.testing.assert_array_equal(ens.action_at(0.5), [100, 100])
+    assert ens.action_at(0.52, min_stamp=0.6) is None  # the age limit still applies

@@ -22,11 +22,15 @@ def test_sim_eval_runs_a_tiny_policy_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / 'sim_eval.json'
     code = cli(['sim-eval', '--checkpoint', 'preset:tiny', '--episodes', '1', '--max-steps', '20',
                 '--replan', '10', '--seed', '7', '--noise-scale', '0.5', '--layout', 'slots',
-                '--no-progress', '--out', str(out)])
+                '--latency-s', '0', '--no-progress', '--out', str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     assert result['tasks'] == list(TASKS) and result['noise_scale'] == 0.5
     assert result['layout'] == 'slots'
+    # the report states the latency model it ran with: here the world waited (fixed 0 s)
+    assert result['latency']['model'] == 'fixed' and result['latency']['fixed_s'] == 0.0
+    assert result['latency']['median_s'] == 0.0 and result['latency']['inferences'] == 4
+    assert result['latency']['infer_ms_median'] > 0  # still measured, for the record
     assert [e['task'] for e in result['episodes']] == list(TASKS)
     for episode in result['episodes']:
         assert episode['seed'] == 7 and episode['steps'] == 20 and episode['inferences'] == 2
@@ -56,6 +60,64 @@ def test_sim_eval_runs_a_tiny_policy_and_writes_the_report(tmp_path, capsys):
     assert re.search(r'lift_hot_cube seed 7: success=False steps=20 closest=\d+\.\d cm '
                      r'routing: l515=', printed)
     assert 'overall' in printed and f'wrote {out}' in printed
+    assert re.search(r'^latency: fixed 0 s of sim time per chunk \(inference wall-clock median '
+                     r'\d+ ms, p90 \d+ ms\)$', printed, re.M)
+    assert re.search(r'^family\s+episodes\s+success\s+held\s', printed, re.M)
+    assert re.search(r'^overall\s+2\s+0% \(0\)\s+0%\s', printed, re.M)  # latency 0: never held
+
+
+def test_sim_eval_lets_the_world_move_for_the_measured_inference_time_by_default(tmp_path,
+                                                                                 capsys):
+    out = tmp_path / 'sim_eval.json'
+    assert cli(['sim-eval', '--checkpoint', 'expert', '--tasks', 'lift_red_cube', '--episodes',
+                '1', '--max-steps', '20', '--real-time-factor', '0.5', '--no-progress',
+                '--out', str(out)]) == 0
+    result = json.loads(out.read_text())
+    latency = result['latency']
+    assert latency['model'] == 'measured' and latency['real_time_factor'] == 0.5
+    assert latency['fixed_s'] is None and latency['inferences'] == 2
+    # the sim time used is the measured wall-clock time, scaled by the declared factor
+    assert latency['median_s'] == pytest.approx(latency['infer_ms_median'] * 1e-3 * 0.5)
+    assert 0 < latency['median_s'] <= latency['p90_s'] <= latency['max_s']
+    # the first chunk lands after its (non-zero) latency: the arm held until the next tick
+    episode = result['episodes'][0]
+    assert episode['safety']['hold_no_chunk'] >= 1 and episode['held_share'] > 0
+    printed = capsys.readouterr().out
+    assert re.search(r'^latency: measured \(wall-clock inference time x real-time factor 0\.5\): '
+                     r'median \d\.\d{3} s, p90 \d\.\d{3} s of sim time over 2 inferences',
+                     printed, re.M)
+    assert re.search(r'goals: .*\(at latency measured', printed)
+
+
+def test_sim_eval_latency_sweep_prints_success_against_latency(tmp_path, capsys):
+    out = tmp_path / 'sweep.json'
+    assert cli(['sim-eval', '--checkpoint', 'expert', '--tasks', 'lift_red_cube', '--episodes',
+                '1', '--max-steps', '20', '--latency-sweep', '0,0.1,measured', '--no-progress',
+                '--out', str(out)]) == 0
+    sweep = json.loads(out.read_text())['sweep']
+    assert [r['latency']['fixed_s'] for r in sweep] == [0.0, 0.1, None]
+    assert [r['latency']['model'] for r in sweep] == ['fixed', 'fixed', 'measured']
+    # 0.1 s = 5 control ticks held before the first chunk lands; none at 0
+    assert [r['episodes'][0]['safety']['hold_no_chunk'] for r in sweep[:2]] == [0, 5]
+    assert sweep[1]['overall']['held_share'] == pytest.approx(5 / 20)
+    printed = capsys.readouterr().out
+    table = printed[printed.index('success against latency:'):].splitlines()[1:5]
+    assert re.match(r'latency\s+lift_red_cube\s+overall\s+held\s+latency used', table[0])
+    assert [row.split()[0] for row in table[1:]] == ['0', '0.1', 'measured']
+    assert re.match(r'0\.1 s\s+0% \(0/1\)\s+0% \(0/1\)\s+25%\s+0\.100 / 0\.100 s$', table[2])
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--latency-s', '0.2', '--latency-sweep', '0,0.1'], 'does not go with'),
+    (['--latency-sweep', '0,fast'], "--latency-sweep '0,fast'"),
+    (['--latency-sweep', '0,-1'], 'latency_s=-1.0'),
+    (['--real-time-factor', '0'], 'real_time_factor=0'),
+])
+def test_sim_eval_rejects_bad_latency_arguments(tmp_path, capsys, argv, message):
+    assert cli(['sim-eval', '--checkpoint', 'expert', *argv,
+                '--out', str(tmp_path / 'r.json')]) == 2
+    assert message in capsys.readouterr().out
+    assert not (tmp_path / 'r.json').exists()
 
 
 def test_sim_eval_rejects_an_unknown_layout(tmp_path, capsys):

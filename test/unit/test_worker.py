@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from pi05_moe_policy.core.worker import Worker
+from pi05_moe_policy.core.worker import AbortedError, Worker
 
 
 def test_worker_runs_when_woken_survives_errors_and_stops():
@@ -36,3 +36,36 @@ def test_on_error_false_ends_the_loop_and_bad_intervals_are_refused():
     assert not worker._thread.is_alive()
     with pytest.raises(ValueError, match='min_interval_s=-1'):
         Worker(print, -1, bool)
+
+
+def test_abort_modules_ends_a_running_model_call_at_its_next_layer():
+    import torch
+
+    layers = torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in range(3)])
+    calls: list[int] = []
+    started, result = threading.Event(), {}
+
+    def step():
+        started.set()
+        x = torch.zeros(1, 4)  # (B, D)
+        try:
+            while True:  # an inference that would never end by itself
+                x = layers(x)
+                calls.append(1)
+        except AbortedError as exc:
+            result['aborted'] = str(exc)
+            raise
+
+    worker = Worker(step, 0.0, lambda exc: True, name='model_worker')
+    worker.abort_modules(layers)
+    worker.start()
+    worker.wake()
+    assert started.wait(5.0)
+    deadline = time.monotonic() + 5.0
+    while not calls and time.monotonic() < deadline:  # the model runs unhindered until stop
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    worker.stop(timeout=2.0)
+    assert time.monotonic() - t0 < 1.0 and not worker._thread.is_alive()
+    assert 'model_worker is stopping' in result['aborted']
+    layers(torch.zeros(1, 4))  # the hooks are gone once stopped

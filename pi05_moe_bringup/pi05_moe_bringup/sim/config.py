@@ -3,12 +3,14 @@
 from dataclasses import dataclass
 
 from pi05_moe_bringup.sim.tasks import LAYOUTS, TASKS
+from pi05_moe_policy.core.output_groups import OutputGroupsConfig
 from pi05_moe_policy.params import check, param
 
 
 @dataclass
-class SimConfig:
-    """Simulated 3-camera robot. Every field is also a `sim_node` ROS parameter."""
+class SimConfig(OutputGroupsConfig):
+    """Simulated 3-camera robot. Every field is also a `sim_node` ROS parameter; the output
+    groups (the executor's, see sim.yaml) say which controller topics carry which joints."""
 
     task: str = param('lift_red_cube', 'task name from the sim task registry')
     layout: str = param('wide', "scene randomisation: 'wide' (cubes anywhere) or 'slots' "
@@ -27,6 +29,7 @@ class SimConfig:
     real_time_factor: float = param(1.0, 'node pacing: sim seconds per wall second, in (0, 1]')
 
     def __post_init__(self):
+        OutputGroupsConfig.__post_init__(self)
         check(self.task in TASKS, self, 'task', f'one of {sorted(TASKS)}')
         check(self.layout in LAYOUTS, self, 'layout', f'one of {sorted(LAYOUTS)}')
         check(self.seed >= 0, self, 'seed', '>= 0')

@@ -1,7 +1,7 @@
 """Closed-loop episodes in the simulator: SimRobot + a policy + the executor's runtime core.
 
-No ROS, no DDS, no wall clock: one process steps the simulated robot, asks the policy for action
-chunks and turns them into commands with the very class ``executor_node`` runs
+No ROS, no DDS: one process steps the simulated robot, asks the policy for action chunks and
+turns them into commands with the very class ``executor_node`` runs
 (:class:`~pi05_moe_policy.core.executor.ExecutorCore`, configured by an ``ExecutorNodeConfig``),
 so the chunk checks, the watchdog and the limits are the node's own.
 
@@ -15,10 +15,16 @@ Timing model, all in simulated time:
   current joint positions and freshly rendered frames of each camera the policy uses, in the
   policy's own formats ((H, W, 3) uint8 RGB; thermal (H, W) uint16 centi-kelvin), and the chunk
   is stamped with that observation time.
-- The chunk arrives ``latency_s`` later (plus the measured wall-clock time of the inference with
-  ``measure_latency``). The default latency is 0: the simulator waits for the policy, so a slow
-  CPU does not change the result. Rows whose slots passed before arrival are skipped by the
-  ensembler, exactly as in the node.
+- **The world does not wait for the policy.** Each chunk arrives a latency after its
+  observation, and the simulated robot and the executor run on meanwhile: the executor keeps
+  commanding from the chunks it already has (and holds when none covers now), exactly as in the
+  live graph. The latency model (:class:`LoopConfig`) is either *measured*, the default: each
+  inference's wall-clock time, times the ``real_time_factor`` the simulated world is declared to
+  run at (sim seconds per wall second, as ``sim_node``'s parameter), or *fixed*: ``latency_s``
+  of sim time for every chunk. Latency 0 is the old, optimistic figure: the world waits.
+- A chunk is stamped with its observation time and placed at that stamp when it arrives, so
+  the rows whose slots passed in flight are skipped by the ensembler, and it takes effect at the
+  first control tick at or after observation time + latency, as a late chunk in the node does.
 
 One difference from the node graph: ``sim_node`` renders each camera at its own rate (30, 30 and
 9 Hz by default), so the node sees frames up to one camera period old; here every frame is
@@ -33,6 +39,7 @@ A "policy" is any object with ``infer(obs) -> {'actions': (H, D), 'routing': {ex
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -53,14 +60,33 @@ class LoopConfig:
 
     replan_steps: int = 10  # control steps between inference starts (10 x 0.02 s = 5 Hz)
     max_steps: int = 400  # control steps before an episode counts as failed (8 s)
-    latency_s: float = 0.0  # simulated time between an observation and its chunk's arrival
-    measure_latency: bool = False  # add each inference's wall-clock time to latency_s
+    # Sim time from an observation to its chunk's arrival: None = measured (each inference's
+    # wall-clock time x real_time_factor), a number = that fixed latency (s).
+    latency_s: float | None = None
+    real_time_factor: float = 1.0  # measured mode: sim seconds that pass per wall second
 
     def __post_init__(self) -> None:
         check(self.replan_steps >= 1, self, 'replan_steps', 'an int >= 1')
         check(self.max_steps >= 1, self, 'max_steps', 'an int >= 1')
-        check(np.isfinite(self.latency_s) and self.latency_s >= 0, self, 'latency_s',
-              'seconds >= 0')
+        check(self.latency_s is None or (np.isfinite(self.latency_s) and self.latency_s >= 0),
+              self, 'latency_s', 'seconds >= 0, or None (measured)')
+        check(np.isfinite(self.real_time_factor) and self.real_time_factor > 0, self,
+              'real_time_factor', 'a factor > 0')
+
+    @property
+    def measured(self) -> bool:
+        return self.latency_s is None
+
+    def latency(self, wall_s: float) -> float:
+        """The sim time (s) a chunk whose inference took ``wall_s`` of wall clock is late."""
+        return wall_s * self.real_time_factor if self.measured else self.latency_s
+
+    def describe(self) -> str:
+        """The latency model in words, for reports."""
+        if self.measured:
+            return ('measured (wall-clock inference time x real-time factor '
+                    f'{self.real_time_factor:g})')
+        return f'fixed {self.latency_s:g} s'
 
 
 @dataclass(frozen=True)
@@ -88,15 +114,26 @@ class EpisodeResult:
     arm_travel_rad: float = 0.0  # largest distance of any arm joint from its start position
     closest_m: float | None = None  # closest the pinch point came to the target's centre
     safety: dict[str, int] = field(default_factory=dict)  # SafetyCounts, flattened
+    commands: list[np.ndarray] = field(default_factory=list)  # (D,) per control step
+
+    @property
+    def held_share(self) -> float | None:
+        """Share of the control ticks the executor held the arm (None before any tick)."""
+        ticks = self.safety.get('executed', 0) + sum(
+            v for k, v in self.safety.items() if k.startswith('hold'))
+        return None if not ticks else 1.0 - self.safety['executed'] / ticks
 
 
 class ClosedLoop:
     """Runs episodes of ``robot`` driven by ``policy`` through the executor's runtime core."""
 
     def __init__(self, robot: SimRobot, policy: Any, executor: ExecutorNodeConfig,
-                 config: LoopConfig | None = None):
+                 config: LoopConfig | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        """``clock``: the wall clock (s) that times inferences in the measured latency mode."""
         self.robot, self.policy, self.executor = robot, policy, executor
         self.config = config or LoopConfig()
+        self.clock = clock
         self.dt = robot.config.control_period_s
         if abs(1.0 / executor.control_hz - self.dt) > 1e-9:
             raise ValueError(f'executor control_hz={executor.control_hz!r} must equal 1 / the '
@@ -160,6 +197,7 @@ class ClosedLoop:
                     break
             out = core.tick(now)
             robot.set_action(out.command)
+            result.commands.append(out.command)
             robot.step()
             position = robot.joint_state().position  # (D,)
             travel = np.maximum(travel, np.abs(position[:6] - start[:6]))
@@ -180,14 +218,14 @@ class ClosedLoop:
                ) -> tuple[float, float, np.ndarray]:
         """Run the policy on the observation at ``now``; (arrival time, stamp, actions)."""
         obs = self.observe(prompt)
-        t0 = time.perf_counter()
+        t0 = self.clock()
         out = self.policy.infer(obs)
-        wall = time.perf_counter() - t0
+        wall = self.clock() - t0
         actions = np.asarray(out['actions'], dtype=np.float64)  # (H, D)
         if actions.ndim != 2 or actions.shape[1] != len(JOINT_NAMES):
             raise ValueError(f'the policy returned actions of shape {actions.shape}, expected '
                              f'(horizon, {len(JOINT_NAMES)})')
-        latency = self.config.latency_s + (wall if self.config.measure_latency else 0.0)
+        latency = self.config.latency(wall)
         result.inferences.append(Inference(now, {k: float(v) for k, v in out['routing'].items()},
                                            wall * 1e3, latency))
         return now + latency, now, actions

@@ -10,11 +10,16 @@ through the prompt families (--tasks):
   3. reset and enable the executor (/executor_node/reset, /executor_node/enable);
   4. wait for /sim/success, or --episode-timeout seconds of sim time;
   5. disable the executor and print
-     `episode k: <prompt>: success=<bool> routing: l515=0.xx thermal=0.yy`
-     (the mean of /pi05_moe/routing over the episode).
+     `episode k: <prompt>: success=<bool> routing: l515=0.xx thermal=0.yy (...) chunk latency
+     p50 <ms> ms (age on arrival <s> s), held <pct>% of the ticks`: the mean of
+     /pi05_moe/routing over the episode, the median inference time of the episode's chunks
+     (ActionChunk.inference_ms) and their age when they arrived (clock - header.stamp), and the
+     share of the time the executor held the arm (from the status executor_node reports on
+     /diagnostics at every transition): a run the checkpoint cannot keep up with shows here.
 
 At the end it stops the recorder and the graph, plots the recorded routing weights
-(`pi05-moe plot-routing`) and prints where the bag and the PNG are. --out holds graph.log and
+(`pi05-moe plot-routing`) and prints the success count with the median chunk latency and the
+held share over all episodes, and where the bag and the PNG are. --out holds graph.log and
 record.log (the processes' output), bags/<bag>/, routing.png and demo.json (the episodes).
 Exit status 0 when every episode ran (succeeded or not), 1 when the graph or a step failed.
 
@@ -33,11 +38,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -55,6 +62,9 @@ from pi05_moe_policy.nodes import qos
 RECORD_TOPICS = [topics.ROUTING, topics.ACTION_CHUNK, topics.PROMPT, topics.JOINT_STATES,
                  topics.COMMANDS, topics.SIM_SUCCESS]
 IMAGE_TOPICS = [topics.WRIST_IMAGE, topics.L515_COLOR, topics.THERMAL_IMAGE]
+EXECUTOR_STATUS = 'executor_node: control'  # executor_node's DiagnosticStatus name
+OK = 'ok'  # the executor's status when it commands from a chunk (anything else holds the arm)
+HELD_WARNING = 0.5  # warn when the arm was held longer than this share of the episodes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +99,49 @@ class EpisodeOutcome:
     sim_time_s: float  # from enabling the executor to success or the timeout
     routing: dict[str, float]  # mean weight per expert over the episode
     routing_messages: int
+    chunks: int = 0  # chunks observed during the episode
+    latency_ms_median: float | None = None  # median ActionChunk.inference_ms (wall clock)
+    chunk_age_s_median: float | None = None  # median clock - stamp when a chunk arrived
+    held_share: float | None = None  # share of the episode the executor held the arm
+    chunk_latencies_ms: list[float] = field(default_factory=list)  # per chunk, inference_ms
+    chunk_ages_s: list[float] = field(default_factory=list)  # per chunk, age on arrival
+
+
+@dataclass(frozen=True)
+class ChunkSample:
+    stamp: float  # observation time (s, sim)
+    inference_ms: float  # the policy's wall-clock inference time
+    age_s: float  # clock - stamp when it arrived (s, sim)
+
+
+def held_share(statuses: list[tuple[float, str]], t0: float, t1: float) -> float | None:
+    """Share of [t0, t1] in which the executor's status was not ``ok`` (it held the arm).
+
+    ``statuses`` are (stamp, status) from its /diagnostics. The executor reports every
+    transition at once, so between two samples the status is the earlier one's; ticks are
+    evenly spaced, so the time share is the tick share. None without a sample by ``t1``.
+    """
+    statuses = sorted(statuses)
+    before = [s for s in statuses if s[0] <= t0]
+    points = before[-1:] + [s for s in statuses if t0 < s[0] <= t1]
+    if not points or t1 <= t0:
+        return None
+    starts = [max(t, t0) for t, _ in points]  # (n,)
+    spans = np.diff([*starts, t1])  # (n,) seconds each status lasted within [t0, t1]
+    held = sum(span for span, (_, status) in zip(spans, points) if status != OK)
+    return float(held / spans.sum()) if spans.sum() > 0 else None
+
+
+def median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def latency_text(latency_ms: float | None, age_s: float | None, held: float | None) -> str:
+    """`chunk latency p50 445 ms (age on arrival 0.470 s), held 83% of the ticks`."""
+    latency = '-' if latency_ms is None else f'{latency_ms:.0f} ms'
+    age = '-' if age_s is None else f'{age_s:.3f} s'
+    share = '-' if held is None else f'{held:.0%}'
+    return f'chunk latency p50 {latency} (age on arrival {age}), held {share} of the ticks'
 
 
 class LoggedProcess:
@@ -134,6 +187,8 @@ class DemoClient(Node):
         self._lock = threading.Lock()
         self.prompt = ''
         self.newest_chunk: float | None = None  # observation time of the newest chunk (s)
+        self.chunks: list[ChunkSample] = []
+        self.statuses: list[tuple[float, str]] = []  # the executor's (stamp s, status)
         self.routing: list[tuple[float, dict[str, float]]] = []  # (stamp s, weights)
         self.success_at: float | None = None  # sim time of /sim/success True, while armed
         self._armed = False
@@ -151,6 +206,8 @@ class DemoClient(Node):
         self.create_subscription(RoutingWeights, topics.ROUTING, self._on_routing,
                                  qos.STATUS)
         self.create_subscription(String, '/recorder/status', self._on_recorder, qos.PROMPT)
+        self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics,
+                                 qos.STATUS)
 
     def now(self) -> float:
         """Sim time (s), from /clock."""
@@ -173,7 +230,25 @@ class DemoClient(Node):
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         stamp = stamp_to_sec(msg.header.stamp)
+        with self._lock:
+            self.chunks.append(ChunkSample(stamp, float(msg.inference_ms), self.now() - stamp))
         self.newest_chunk = stamp if self.newest_chunk is None else max(stamp, self.newest_chunk)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == EXECUTOR_STATUS:
+                values = {kv.key: kv.value for kv in status.values}
+                with self._lock:
+                    self.statuses.append((stamp_to_sec(msg.header.stamp),
+                                          values.get('status', '?')))
+
+    def chunks_between(self, t0: float, t1: float) -> list[ChunkSample]:
+        with self._lock:
+            return [c for c in self.chunks if t0 <= c.stamp <= t1]
+
+    def held_between(self, t0: float, t1: float) -> float | None:
+        with self._lock:
+            return held_share(list(self.statuses), t0, t1)
 
     def _on_routing(self, msg: RoutingWeights) -> None:
         stamp = stamp_to_sec(msg.header.stamp)
@@ -249,10 +324,15 @@ def run_episode(node: DemoClient, index: int, task: str, seed: int, timeout: flo
     end = node.now()
     node.arm_success(False)
     success = node.success_at is not None
-    routings = node.routing_between(start, node.success_at if success else end)
+    stop = node.success_at if success else end
+    routings = node.routing_between(start, stop)
+    chunks = node.chunks_between(start, stop)
+    latencies = [round(c.inference_ms, 1) for c in chunks]
+    ages = [round(c.age_s, 4) for c in chunks]
     return EpisodeOutcome(index, task, seed, node.prompt or task, success,
-                          round((node.success_at if success else end) - start, 3),
-                          mean_weights(routings), len(routings))
+                          round(stop - start, 3), mean_weights(routings), len(routings),
+                          len(chunks), median(latencies), median(ages),
+                          node.held_between(start, stop), latencies, ages)
 
 
 def resolve_checkpoint(given: str | None) -> str:
@@ -304,7 +384,9 @@ def run_episodes(node: DemoClient, args: argparse.Namespace, tasks: list[str], s
         episodes.append(e)
         weights = ' '.join(f'{n}={w:.2f}' for n, w in e.routing.items()) or '(none)'
         print(f'episode {e.index}: {e.prompt}: success={e.success} routing: {weights} '
-              f'({e.sim_time_s:.1f} s sim, {e.routing_messages} routing messages)', flush=True)
+              f'({e.sim_time_s:.1f} s sim, {e.routing_messages} routing messages) '
+              + latency_text(e.latency_ms_median, e.chunk_age_s_median, e.held_share),
+              flush=True)
 
 
 def record_session(node: DemoClient, args: argparse.Namespace, tasks: list[str],
@@ -324,15 +406,33 @@ def record_session(node: DemoClient, args: argparse.Namespace, tasks: list[str],
     return bag
 
 
+def overall_figures(episodes: list[EpisodeOutcome]) -> dict[str, Any]:
+    """Median chunk latency and age over every episode's chunks, and the share of the episodes'
+    time (weighted by their length) the arm was held."""
+    timed = [(e.held_share, e.sim_time_s) for e in episodes if e.held_share is not None]
+    total = sum(t for _, t in timed)
+    return {'chunks': sum(e.chunks for e in episodes),
+            'latency_ms_median': median([x for e in episodes for x in e.chunk_latencies_ms]),
+            'chunk_age_s_median': median([x for e in episodes for x in e.chunk_ages_s]),
+            'held_share': sum(h * t for h, t in timed) / total if total > 0 else None}
+
+
 def write_report(out: Path, args: argparse.Namespace, checkpoint: str,
                  episodes: list[EpisodeOutcome], started: float) -> None:
-    """Print the success count and write ``demo.json``."""
+    """Print the success count with the latency figures and write ``demo.json``."""
     successes = sum(e.success for e in episodes)
+    overall = overall_figures(episodes)
     if episodes:
-        print(f'demo: {successes}/{len(episodes)} episodes succeeded', flush=True)
+        print(f'demo: {successes}/{len(episodes)} episodes succeeded; '
+              + latency_text(overall['latency_ms_median'], overall['chunk_age_s_median'],
+                             overall['held_share']), flush=True)
+    if (overall['held_share'] or 0.0) > HELD_WARNING:
+        print(f'demo: WARNING the executor held the arm {overall["held_share"]:.0%} of the time: '
+              'the policy does not keep up with the real-time world (chunks arrive too late). '
+              'Try a faster device, or --set sim_node.real_time_factor=0.5', flush=True)
     (out / 'demo.json').write_text(json.dumps({
         'checkpoint': checkpoint, 'config': args.config, 'episode_timeout_s': args.episode_timeout,
-        'episodes': [asdict(e) for e in episodes], 'successes': successes,
+        'episodes': [asdict(e) for e in episodes], 'successes': successes, **overall,
         'wall_s': round(time.monotonic() - started, 1)}, indent=1))
 
 

@@ -3,8 +3,15 @@
 Runs the simulated robot and the policy in this process (no ROS, no DDS): for each task (prompt
 family) N episodes, each randomised by its own seed, with the policy's chunks executed through
 the executor's ensembler and safety filter, configured like ``executor_node`` in the bringup
-config (default: sim.yaml). See ``pi05_moe_bringup.sim_tools.closed_loop`` for the timing model: by
-default inference takes no simulated time (``--latency-s`` / ``--measure-latency`` change that).
+config (default: sim.yaml). See ``pi05_moe_bringup.sim_tools.closed_loop`` for the timing model.
+
+The world does not wait for the policy: by default each chunk lands as much simulated time after
+its observation as its inference took on the wall clock (times --real-time-factor, the speed the
+simulated world is declared to run at; 1 = real time, as sim_node's default), and the executor
+runs on meanwhile. --latency-s S fixes the latency instead (0: the world waits, the optimistic
+figure); --latency-sweep 0,0.1,0.2,0.4,0.8 runs the evaluation at each fixed latency (`measured`
+is a valid entry too) and prints success against latency. Every report states the latency
+model and the latencies it used (median and p90 of the measured inference times).
 
 Reports per episode success, steps and mean routing weights; per family the success rate, the
 routing accuracy against the task's camera labels (the arg-max routing weight equals the
@@ -19,6 +26,7 @@ examples:
   pi05-moe sim-eval --episodes 20 --out runs/sim_small/sim_eval.json
   pi05-moe sim-eval --checkpoint runs/sim/best --tasks lift_hot_cube --episodes 5 --device cuda
   pi05-moe sim-eval --checkpoint expert --episodes 20        # should succeed nearly always
+  pi05-moe sim-eval --latency-sweep 0,0.1,0.2,0.4,0.8 --episodes 20
 """
 
 from __future__ import annotations
@@ -69,10 +77,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--replan', type=int, default=LoopConfig.replan_steps,
                         help='control steps between inferences '
                         f'({LoopConfig.replan_steps})')
-    parser.add_argument('--latency-s', type=float, default=0.0,
-                        help='simulated time from an observation to its chunk (default 0)')
+    parser.add_argument('--latency-s', type=float, default=None,
+                        help='a fixed simulated time from an observation to its chunk (default: '
+                        'measured, each inference\'s wall-clock time x --real-time-factor)')
+    parser.add_argument('--real-time-factor', type=float, default=1.0,
+                        help='measured latency: simulated seconds per wall second the world is '
+                        'declared to run at (1.0, as sim_node\'s real_time_factor)')
     parser.add_argument('--measure-latency', action='store_true',
-                        help='add each inference\'s wall-clock time to --latency-s')
+                        help='the measured latency model (the default; kept for old commands)')
+    parser.add_argument('--latency-sweep', default=None, metavar='S,S,...',
+                        help='run the evaluation at each of these fixed latencies (s; '
+                        '"measured" for the measured model) and print success against latency')
     parser.add_argument('--graph', default='sim',
                         help='bringup config whose sim_node and executor_node parameters are '
                         'used (default: the installed sim.yaml)')
@@ -144,10 +159,45 @@ def summarise_episode(result: EpisodeResult) -> dict[str, Any]:
         'routing_correct_inferences': sum(c == label for c in choices),
         'routing_accuracy': float(np.mean([c == label for c in choices])) if choices else None,
         'routing_choice': choice, 'routing_choice_correct': (choice == label if choice else None),
+        'latency_s_median': (float(np.median([i.latency_s for i in result.inferences]))
+                             if result.inferences else None),
+        'held_share': result.held_share,
         'arm_travel_rad': round(result.arm_travel_rad, 4),
         'closest_m': None if result.closest_m is None else round(result.closest_m, 4),
         'safety': result.safety,
     }
+
+
+def latency_report(loop: LoopConfig, results: list[EpisodeResult]) -> dict[str, Any]:
+    """The latency model of a run and the latencies it used (sim s) and measured (wall ms)."""
+    used = [i.latency_s for r in results for i in r.inferences]
+    wall = [i.wall_ms for r in results for i in r.inferences]
+
+    def pct(values: list[float], q: float) -> float | None:
+        return float(np.percentile(values, q)) if values else None
+
+    return {'model': 'measured' if loop.measured else 'fixed', 'description': loop.describe(),
+            'fixed_s': loop.latency_s,
+            'real_time_factor': loop.real_time_factor if loop.measured else None,
+            'inferences': len(used), 'median_s': pct(used, 50), 'p90_s': pct(used, 90),
+            'max_s': max(used) if used else None,
+            'infer_ms_median': pct(wall, 50), 'infer_ms_p90': pct(wall, 90)}
+
+
+def format_latency(latency: dict[str, Any]) -> str:
+    """One line: the latency model and the latencies used."""
+    def ms(value: float | None) -> str:
+        return '-' if value is None else f'{value:.0f} ms'
+
+    wall = (f'inference wall-clock median {ms(latency["infer_ms_median"])}, p90 '
+            f'{ms(latency["infer_ms_p90"])}')
+    if latency['model'] == 'fixed':
+        return f'latency: {latency["description"]} of sim time per chunk ({wall})'
+    if latency['median_s'] is None:
+        return f'latency: {latency["description"]}: no inference ran'
+    return (f'latency: {latency["description"]}: median {latency["median_s"]:.3f} s, p90 '
+            f'{latency["p90_s"]:.3f} s of sim time over {latency["inferences"]} inferences '
+            f'({wall})')
 
 
 def summarise(episodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -168,6 +218,8 @@ def summarise(episodes: list[dict[str, Any]]) -> dict[str, Any]:
                                      if routed else None),
         'mean_routing': mean,
         'mean_steps': float(np.mean([e['steps'] for e in episodes])) if episodes else None,
+        # the share of control ticks the executor held the arm (no chunk covered now, or stale)
+        'held_share': _held_share(episodes),
         # how close failures came: the pinch point's closest approach to the target cube
         'median_closest_m': (float(np.median(closest)) if closest else None),
     }
@@ -176,6 +228,12 @@ def summarise(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         out['prefers'] = argmax(mean) if mean else None
         out['prefers_labelled'] = out['prefers'] == label if mean else None
     return out
+
+
+def _held_share(episodes: list[dict[str, Any]]) -> float | None:
+    holds = sum(v for e in episodes for k, v in e['safety'].items() if k.startswith('hold'))
+    ticks = holds + sum(e['safety'].get('executed', 0) for e in episodes)
+    return holds / ticks if ticks else None
 
 
 def report(episodes: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
@@ -200,7 +258,7 @@ def _cm(metres: float | None) -> str:
 
 def format_table(summary: dict[str, Any]) -> str:
     """The per-family table printed at the end."""
-    rows = [('family', 'episodes', 'success', 'closest (median)', 'routing acc inf/ep',
+    rows = [('family', 'episodes', 'success', 'held', 'closest (median)', 'routing acc inf/ep',
              'mean routing', 'prefers')]
     for name, fam in [*summary['families'].items(), ('overall', summary['overall'])]:
         weights = ' '.join(f'{k}={v:.2f}' for k, v in fam['mean_routing'].items()) or '-'
@@ -208,14 +266,101 @@ def format_table(summary: dict[str, Any]) -> str:
                    if fam.get('prefers') else '-')
         rows.append((name, str(fam['episodes']),
                      f'{_pct(fam["success_rate"])} ({fam["successes"]})',
-                     _cm(fam['median_closest_m']),
+                     _pct(fam['held_share']), _cm(fam['median_closest_m']),
                      f'{_pct(fam["routing_accuracy_inference"])} / '
                      f'{_pct(fam["routing_accuracy_episode"])}', weights, prefers))
+    return _columns(rows)
+
+
+def _columns(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def format_sweep(runs: list[dict[str, Any]], tasks: list[str]) -> str:
+    """Success against latency: one row per run of a sweep."""
+    rows = [('latency', *tasks, 'overall', 'held', 'latency used (median / p90)')]
+    for run in runs:
+        lat = run['latency']
+        label = 'measured' if lat['model'] == 'measured' else f'{lat["fixed_s"]:g} s'
+        used = ('-' if lat['median_s'] is None
+                else f'{lat["median_s"]:.3f} / {lat["p90_s"]:.3f} s')
+        fams = [f'{_pct(run["families"][t]["success_rate"])} '
+                f'({run["families"][t]["successes"]}/{run["families"][t]["episodes"]})'
+                for t in tasks]
+        overall = run['overall']
+        rows.append((label, *fams, f'{_pct(overall["success_rate"])} ({overall["successes"]}/'
+                     f'{overall["episodes"]})', _pct(overall['held_share']), used))
+    return _columns(rows)
+
+
 # ---------------------------------------------------------------------------- the command
+
+def loop_configs(args: argparse.Namespace) -> list[LoopConfig]:
+    """One loop config per run: the --latency-sweep entries, else the one latency model.
+    Raises ValueError (with the bad value) for a bad combination or value."""
+    if args.latency_s is not None and (args.measure_latency or args.latency_sweep):
+        raise ValueError(f'--latency-s {args.latency_s:g} fixes the latency: it does not go '
+                         'with --measure-latency or --latency-sweep')
+    latencies: list[float | None] = [args.latency_s]
+    if args.latency_sweep is not None:
+        entries = [e.strip() for e in args.latency_sweep.split(',') if e.strip()]
+        try:
+            latencies = [None if e == 'measured' else float(e) for e in entries]
+        except ValueError:
+            raise ValueError(f'--latency-sweep {args.latency_sweep!r}: expected seconds or '
+                             '"measured", comma-separated') from None
+        if not latencies:
+            raise ValueError(f'--latency-sweep {args.latency_sweep!r} names no latency')
+    return [LoopConfig(replan_steps=args.replan, max_steps=args.max_steps, latency_s=latency,
+                       real_time_factor=args.real_time_factor) for latency in latencies]
+
+
+def run_episodes(loop: ClosedLoop, tasks: list[str], args: argparse.Namespace
+                 ) -> dict[str, Any]:
+    """Every task x --episodes episode with ``loop``: the report of one run."""
+    from pi05_moe_training.progress import progress as tqdm
+
+    results, episodes = [], []
+    jobs = [(t, args.seed + k) for t in tasks for k in range(args.episodes)]
+    bar = tqdm(jobs, desc='sim-eval', unit='ep', disable=args.no_progress)
+    for task, seed in bar:
+        results.append(loop.run_episode(task, seed))
+        episodes.append(summarise_episode(results[-1]))
+        e = episodes[-1]
+        bar.write(f'{task} seed {seed}: success={e["success"]} steps={e["steps"]} closest='
+                  f'{_cm(e["closest_m"])} routing: '
+                  + (' '.join(f'{k}={v:.2f}' for k, v in e['mean_routing'].items()) or '-')
+                  + f' (held {_pct(e["held_share"])} of the ticks)')
+        bar.set_postfix(success=f'{np.mean([x["success"] for x in episodes]):.0%}')
+    return {'latency': latency_report(loop.config, results), **report(episodes, tasks),
+            'episodes': episodes}
+
+
+def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
+             executor_cfg: ExecutorNodeConfig, configs: list[LoopConfig]
+             ) -> tuple[list[dict[str, Any]], float | None]:
+    """Load the policy and run every loop config; (the runs' reports, the noise scale)."""
+    with SimRobot(sim_cfg, render=args.checkpoint != EXPERT) as robot:
+        policy = load_policy(args.checkpoint, robot, args.device, args.policy_seed)
+        if args.noise_scale is not None and args.checkpoint != EXPERT:
+            policy.set_noise_scale(args.noise_scale)
+        loop = ClosedLoop(robot, policy, executor_cfg, configs[0])
+        if any(c.measured for c in configs):  # the first inference is slow (lazy init)
+            policy.infer(loop.observe(robot.task.prompt))
+        print(f'sim-eval: {args.checkpoint}: {len(tasks)} task(s) x {args.episodes} episodes, '
+              f'max {args.max_steps} steps of {robot.config.control_period_s:g} s, replan every '
+              f'{args.replan}, executor {executor_cfg.mode} from {args.graph}, layout '
+              f'{sim_cfg.layout}, latency '
+              + ', '.join(c.describe() for c in configs), flush=True)
+        runs = []
+        for config in configs:
+            loop.config = config
+            runs.append(run_episodes(loop, tasks, args))
+            print(format_latency(runs[-1]['latency']), flush=True)
+    noise = None if args.checkpoint == EXPERT else policy.model_config.noise_scale
+    return runs, noise
+
 
 def main(args: argparse.Namespace) -> int:
     tasks = [t for t in args.tasks.split(',') if t]
@@ -226,62 +371,47 @@ def main(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         print(f'sim-eval: --episodes must be >= 1, got {args.episodes}')
         return 2
+    sim_cfg, executor_cfg = graph_configs(args.graph)
+    try:
+        configs = loop_configs(args)
+        if args.layout is not None:
+            sim_cfg = dataclasses.replace(sim_cfg, layout=args.layout)
+    except ValueError as exc:
+        print(f'sim-eval: {exc}')
+        return 2
     if args.num_threads > 0:
         import torch
 
         torch.set_num_threads(args.num_threads)
-    sim_cfg, executor_cfg = graph_configs(args.graph)
-    if args.layout is not None:
-        try:
-            sim_cfg = dataclasses.replace(sim_cfg, layout=args.layout)
-        except ValueError as exc:
-            print(f'sim-eval: {exc}')
-            return 2
-    loop_cfg = LoopConfig(replan_steps=args.replan, max_steps=args.max_steps,
-                          latency_s=args.latency_s, measure_latency=args.measure_latency)
-    from pi05_moe_training.progress import progress as tqdm
-
     started = time.monotonic()
-    with SimRobot(sim_cfg, render=args.checkpoint != EXPERT) as robot:
-        policy = load_policy(args.checkpoint, robot, args.device, args.policy_seed)
-        if args.noise_scale is not None and args.checkpoint != EXPERT:
-            policy.set_noise_scale(args.noise_scale)
-        loop = ClosedLoop(robot, policy, executor_cfg, loop_cfg)
-        if args.measure_latency:  # the first inference is slow (lazy init): keep it out
-            policy.infer(loop.observe(robot.task.prompt))
-        print(f'sim-eval: {args.checkpoint}: {len(tasks)} task(s) x {args.episodes} episodes, '
-              f'max {args.max_steps} steps of {robot.config.control_period_s:g} s, replan every '
-              f'{args.replan}, executor {executor_cfg.mode} from {args.graph}, layout '
-              f'{sim_cfg.layout}')
-        episodes = []
-        jobs = [(t, args.seed + k) for t in tasks for k in range(args.episodes)]
-        bar = tqdm(jobs, desc='sim-eval', unit='ep', disable=args.no_progress)
-        for task, seed in bar:
-            episodes.append(summarise_episode(loop.run_episode(task, seed)))
-            e = episodes[-1]
-            bar.write(f'{task} seed {seed}: success={e["success"]} steps={e["steps"]} closest='
-                      f'{_cm(e["closest_m"])} routing: '
-                      + (' '.join(f'{k}={v:.2f}' for k, v in e['mean_routing'].items()) or '-'))
-            bar.set_postfix(success=f'{np.mean([x["success"] for x in episodes]):.0%}')
-    summary = report(episodes, tasks)
+    runs, noise_scale = evaluate(args, tasks, sim_cfg, executor_cfg, configs)
     result = {
         'checkpoint': args.checkpoint, 'tasks': tasks, 'episodes_per_task': args.episodes,
         'seed': args.seed, 'graph': args.graph, 'layout': sim_cfg.layout,
-        'noise_scale': None if args.checkpoint == EXPERT else policy.model_config.noise_scale,
+        'noise_scale': noise_scale,
         'loop': {'replan_steps': args.replan, 'max_steps': args.max_steps,
-                 'latency_s': args.latency_s, 'measure_latency': args.measure_latency,
                  'executor_mode': executor_cfg.mode, 'control_period_s': sim_cfg.control_period_s},
         'wall_s': round(time.monotonic() - started, 2),
-        **summary, 'episodes': episodes,
+        **({'sweep': runs} if args.latency_sweep is not None else runs[0]),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    print(format_table(summary))
-    overall = summary['overall']
+    if args.latency_sweep is not None:
+        print('success against latency:\n' + format_sweep(runs, tasks))
+    else:
+        print_summary(runs[0])
+    print(f'sim-eval: wrote {out} ({result["wall_s"]:.0f} s)')
+    return 0
+
+
+def print_summary(run: dict[str, Any]) -> None:
+    """The family table, the latency line and the goals of one run."""
+    print(format_table(run))
+    print(format_latency(run['latency']))
+    overall = run['overall']
     verdict = {True: 'met', False: 'NOT met', None: 'n/a (no router)'}
     print(f'goals: success >= {GOALS["success_rate"]:.0%}: '
           f'{verdict[overall["meets_success_goal"]]}; routing accuracy >= '
-          f'{GOALS["routing_accuracy"]:.0%}: {verdict[overall["meets_routing_goal"]]}')
-    print(f'sim-eval: wrote {out} ({result["wall_s"]:.0f} s)')
-    return 0
+          f'{GOALS["routing_accuracy"]:.0%}: {verdict[overall["meets_routing_goal"]]} '
+          f'(at latency {run["latency"]["description"]})')

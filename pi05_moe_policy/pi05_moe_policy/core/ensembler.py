@@ -7,7 +7,12 @@ each chunk that covers ``now`` contributes the row of the slot that contains ``n
 - ``ensemble`` (ACT, Zhao et al. 2023): the weighted average of those rows, with weights
   ``exp(-k * i)`` where i = 0 is the *oldest* covering chunk (k > 0 favours older chunks, i.e.
   smooth motion; k < 0 favours newer ones).
-- ``latest``: the row of the newest chunk only.
+- ``latest``: the row of the newest chunk only (a hold when the newest does not cover now).
+- ``rtc`` (real-time chunking, Black et al. 2025): no averaging; the executor switches to the
+  newest chunk that covers now, at its first row that is not yet past, since that chunk was
+  made to agree with the rows of the previous one that ran while it was inferred
+  (``Policy.infer(obs, prefix=...)``). An older chunk still runs on when the newest does not
+  cover now (e.g. a shorter one that has ended).
 
 Rows whose slot has already ended when a chunk arrives are never executed: the chunk's rows are
 placed on the clock, not replayed from the start, so inference latency is absorbed: a chunk that
@@ -25,7 +30,7 @@ import numpy as np
 
 from pi05_moe_policy.params import check, param
 
-MODES = ('ensemble', 'latest')
+MODES = ('ensemble', 'latest', 'rtc')
 _EPS = 1e-9  # slots are half-open; keep a tick that lands exactly on a boundary in the new slot
 
 
@@ -34,7 +39,9 @@ class EnsemblerConfig:
     """How overlapping chunks become one action per control tick."""
 
     mode: str = param('ensemble', 'ensemble: ACT-style weighted average of every chunk that '
-                      'covers now; latest: the newest chunk only.')
+                      'covers now; latest: the newest chunk only; rtc: the newest chunk that '
+                      'covers now, from its current row, no averaging (real-time chunking: '
+                      'pair with policy_node rtc:=true).')
     ensemble_k: float = param(0.01, 'ACT weight exponent: chunk i (0 = oldest) weighs '
                               'exp(-ensemble_k * i). 0 = plain average.')
 
@@ -128,5 +135,7 @@ class TemporalEnsembler:
                 if c.stamp >= min_stamp and (r := c.row_at(now)) is not None]
         if not rows:
             return None
+        if self.cfg.mode == 'rtc':  # the newest covering chunk alone (sorted oldest first)
+            return rows[-1].copy()
         weights = np.exp(-self.cfg.ensemble_k * np.arange(len(rows)))  # (n,), oldest first
         return weights @ np.stack(rows) / weights.sum()  # (A,)

@@ -4,6 +4,11 @@ Callbacks store the latest input and :meth:`Worker.wake` it; the worker runs ``s
 once per ``min_interval_s`` (wall clock), and at least every ``idle_s`` even without news, so
 that the step can notice streams going stale. An exception in one step goes to ``on_error``; the
 loop runs on unless ``on_error`` returns False (the node is shutting down).
+
+A step cannot be interrupted from outside, and one inference of a big model can outlast the 2 s
+a node has to exit on Ctrl-C (launch escalates to SIGTERM at 5 s). :meth:`Worker.abort_modules`
+makes a torch model's step abortable: every module's forward first checks the stop flag, so a
+running inference raises :class:`AbortedError` at its next layer once :meth:`Worker.stop` runs.
 """
 
 from __future__ import annotations
@@ -11,6 +16,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
+
+
+class AbortedError(RuntimeError):
+    """Raised inside a step (by a module's forward pre-hook) once the worker is stopping."""
 
 
 class Worker:
@@ -25,6 +35,7 @@ class Worker:
         self._wake = threading.Event()
         self.stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._hooks: list[Any] = []
 
     def start(self) -> None:
         self._thread.start()
@@ -32,12 +43,24 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
+    def abort_modules(self, model: Any) -> None:
+        """Make the steps' calls of ``model`` (a ``torch.nn.Module``) abort once stopping: a
+        forward pre-hook on each of its modules raises :class:`AbortedError` (an Event check per
+        module call, a negligible cost against the module's own work)."""
+        def check(module: Any, args: Any) -> None:
+            if self.stopping.is_set():
+                raise AbortedError(f'{self._thread.name} is stopping')
+        self._hooks += [m.register_forward_pre_hook(check) for m in model.modules()]
+
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the loop to end and wait (at most ``timeout`` s) for the running step."""
         self.stopping.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout)
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
 
     def _run(self) -> None:
         next_start = 0.0

@@ -18,6 +18,8 @@ from typing import Any
 from pi05_moe_policy.params import strict_from_dict
 
 ROUTER_INPUT_TYPES = ('prompt', 'state', 'prompt_state')
+RTC_MODES = ('none', 'guidance', 'training')  # model/rtc.py
+RTC_SCHEDULES = ('exp', 'linear', 'ones', 'zeros')
 
 
 @dataclasses.dataclass
@@ -65,6 +67,14 @@ class ModelConfig:
     noise_scale: float = 1.0
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
+    # --- real-time chunking (model/rtc.py): how a committed prefix conditions a chunk ---
+    # none: ignore it; guidance: inpaint it at test time (works with any checkpoint, the
+    # default, also for checkpoints saved before these fields); training: the checkpoint was
+    # trained with clean prefixes (train --rtc-max-delay), so the prefix is fed clean.
+    rtc_mode: str = 'guidance'
+    rtc_max_delay: int = 0  # training mode: the largest prefix (rows) seen in training
+    rtc_schedule: str = 'exp'  # guidance: row weights past the delay (exp|linear|ones|zeros)
+    rtc_max_guidance_weight: float = 5.0  # guidance: clip of the paper's weight (beta)
     # --- camera MoE (field names from seed 000) ---
     use_camera_moe: bool = True
     num_experts: int = 2  # gated expert cameras (DataConfig.expert_cameras names them)
@@ -129,6 +139,19 @@ class ModelConfig:
             self._fail('vision_patch_size', f'must divide image_size={self.image_size}')
         if self.time_min_period >= self.time_max_period:
             self._fail('time_min_period', f'must be < time_max_period={self.time_max_period}')
+        if self.rtc_mode not in RTC_MODES:
+            self._fail('rtc_mode', f'expected one of {RTC_MODES}')
+        if self.rtc_schedule not in RTC_SCHEDULES:
+            self._fail('rtc_schedule', f'expected one of {RTC_SCHEDULES}')
+        if not isinstance(self.rtc_max_delay, int) or isinstance(self.rtc_max_delay, bool) or \
+                not 0 <= self.rtc_max_delay < self.action_horizon:
+            self._fail('rtc_max_delay', f'expected an int in [0, action_horizon='
+                       f'{self.action_horizon})')
+        if self.rtc_mode == 'training' and self.rtc_max_delay < 1:
+            self._fail('rtc_max_delay', "expected >= 1 with rtc_mode='training'")
+        if not isinstance(self.rtc_max_guidance_weight, (int, float)) or not math.isfinite(
+                self.rtc_max_guidance_weight) or self.rtc_max_guidance_weight <= 0:
+            self._fail('rtc_max_guidance_weight', 'expected a finite number > 0')
         if self.camera_router_input_type not in ROUTER_INPUT_TYPES:
             self._fail('camera_router_input_type', f'expected one of {ROUTER_INPUT_TYPES}')
         if not self.camera_router_hidden_dims or any(

@@ -42,7 +42,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, T, D); cond: (B, C) or None.  Returns (normed (B, T, D), gate (B, 1, D)|None)."""
+        """x: (B, T, D); cond: (B, C), or (B, T, C) per token (RTC's per-token flow time), or
+        None.  Returns (normed (B, T, D), gate (B, 1 or T, D) | None)."""
         dtype = x.dtype
         xf = x.float()
         normed = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, D)
@@ -52,8 +53,10 @@ class RMSNorm(nn.Module):
             return (normed * (1.0 + self.weight.float())).to(dtype), None
         if cond is None:
             raise ValueError('adaRMS norm needs a cond tensor')
-        mod = self.dense(cond.to(self.dense.weight.dtype)).float()[:, None, :]  # (B, 1, 3D)
-        scale, shift, gate = mod.chunk(3, dim=-1)  # 3 x (B, 1, D)
+        mod = self.dense(cond.to(self.dense.weight.dtype)).float()  # (B, [T,] 3D)
+        if mod.dim() == 2:
+            mod = mod[:, None, :]  # (B, 1, 3D)
+        scale, shift, gate = mod.chunk(3, dim=-1)  # 3 x (B, 1 or T, D)
         return (normed * (1.0 + scale) + shift).to(dtype), gate.to(dtype)
 
 

@@ -33,6 +33,12 @@ from pi05_moe_policy.model.gemma import (
     init_gemma_weights,
     rope_cos_sin,
 )
+from pi05_moe_policy.model.rtc import (
+    guidance_weight,
+    prefix_weights,
+    sample_delays,
+    token_times,
+)
 from pi05_moe_policy.model.time_embedding import sincos_time_embedding
 from pi05_moe_policy.model.vision import VisionEncoder
 
@@ -203,8 +209,11 @@ class Pi05Model(nn.Module):
 
     def time_features(self, t: torch.Tensor) -> torch.Tensor:
         """t: (B,) -> PI0.5: the adaRMS cond silu(out(silu(in(sincos(t))))); PI0: sincos(t).
-        (B, De).  Depends on t only, so sampling computes every step's at once."""
+        (B, De); per-token times (B, H) (RTC) give (B, H, De).  Depends on t only, so sampling
+        computes every step's at once."""
         cfg = self.config
+        if t.dim() == 2:  # (B, H) per-token times
+            return self.time_features(t.flatten()).view(*t.shape, -1)  # (B, H, De)
         emb = sincos_time_embedding(t, cfg.expert_width, cfg.time_min_period,
                                     cfg.time_max_period).to(self.dtype)  # (B, De)
         if not cfg.pi05:
@@ -214,9 +223,9 @@ class Pi05Model(nn.Module):
     def embed_suffix(self, state: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
                      time_feat: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """state: (B, 32), x_t: (B, H, A), t: (B,) -> embs (B, S, De), pad (B, S),
-        att (B, S), adaRMS cond (B, De) or None.  S = H (PI0.5) or 1 + H (PI0).
-        time_feat: ``time_features(t)`` if already computed."""
+        """state: (B, 32), x_t: (B, H, A), t: (B,) or per token (B, H) -> embs (B, S, De),
+        pad (B, S), att (B, S), adaRMS cond (B, De) or (B, H, De), or None.  S = H (PI0.5)
+        or 1 + H (PI0).  time_feat: ``time_features(t)`` if already computed."""
         cfg = self.config
         b = x_t.shape[0]
         feat = self.time_features(t) if time_feat is None else time_feat  # (B, De)
@@ -227,7 +236,7 @@ class Pi05Model(nn.Module):
             embs = action_emb
         else:
             cond = None
-            te = feat[:, None, :].expand_as(action_emb)  # (B, H, De)
+            te = feat[:, None, :].expand_as(action_emb) if feat.dim() == 2 else feat  # (B, H, De)
             x = torch.cat([action_emb, te], dim=-1)  # (B, H, 2De)
             action_time = self.action_time_mlp_out(F.silu(self.action_time_mlp_in(x)))
             state_emb = self.state_proj(state.to(self.dtype))[:, None, :]  # (B, 1, De)
@@ -292,11 +301,17 @@ class Pi05Model(nn.Module):
                      time: torch.Tensor | None = None,
                      routing_loss_weight: float = ROUTING_LOSS_WEIGHT,
                      focal_alpha: float = FOCAL_ALPHA, focal_gamma: float = FOCAL_GAMMA,
-                     time_beta: tuple[float, float] = (TIME_BETA_ALPHA, TIME_BETA_BETA)
+                     time_beta: tuple[float, float] = (TIME_BETA_ALPHA, TIME_BETA_BETA),
+                     rtc_max_delay: int = 0, rtc_delay: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Flow matching (``x_t = t*noise + (1-t)*a``, target ``u = noise - a``) on the real
         action dims (``batch['action_dim_mask']``, which the transforms set; every dim when it
         is absent), plus ``routing_loss_weight`` x the focal routing loss when labels are given.
+
+        Training-time RTC (``rtc_max_delay`` D > 0, or explicit ``rtc_delay`` (B,) rows): the
+        first d ~ U{0..D} actions of each chunk get flow time 0 (they enter clean, as the
+        committed prefix does at inference) and are kept out of the loss; info then holds
+        ``rtc_delay`` (B,) and ``token_time`` (B, H).
 
         The loss settings are arguments (the training run's ``TrainConfig`` owns them); the
         defaults are the seeds': weight 0.1, focal alpha 0.25 / gamma 2, time ~ Beta(1.5, 1).
@@ -313,12 +328,15 @@ class Pi05Model(nn.Module):
         dev = actions.device
         noise = torch.randn_like(actions) if noise is None else noise.float()
         time = self.sample_time(b, dev, *time_beta) if time is None else time.float()
-        tt = time[:, None, None]
+        if rtc_delay is None and rtc_max_delay > 0:
+            rtc_delay = sample_delays(b, min(int(rtc_max_delay), h - 1), dev)  # (B,)
+        t_in = time if rtc_delay is None else token_times(time, rtc_delay, h)  # (B,) | (B, H)
+        tt = time[:, None, None] if t_in.dim() == 1 else t_in[:, :, None]  # (B, 1|H, 1)
         x_t = tt * noise + (1.0 - tt) * actions
         u_t = noise - actions
         cam = self.encode_images(batch['images'], batch['image_masks'].bool())
         prefix = self.embed_prefix(batch, cam)
-        v_t = self._velocity_shared_attention(prefix, batch['state'], x_t, time)
+        v_t = self._velocity_shared_attention(prefix, batch['state'], x_t, t_in)
         se = (v_t - u_t).pow(2)  # (B, H, A)
         dim_mask = batch.get('action_dim_mask')
         if dim_mask is None:
@@ -326,9 +344,15 @@ class Pi05Model(nn.Module):
         m = dim_mask.bool()[:, None, :].expand(b, h, a)
         if batch.get('action_is_pad') is not None:
             m = m & ~batch['action_is_pad'].bool()[:, :, None]
+        if rtc_delay is not None:  # the clean prefix rows are given, not predicted
+            rows = torch.arange(h, device=dev)[None, :]  # (1, H)
+            m = m & (rows >= rtc_delay.to(dev)[:, None])[:, :, None]
         mf = m.float()
         action_loss = (se * mf).sum() / mf.sum().clamp_min(1.0)
         info: dict[str, Any] = {'action_loss': action_loss.detach()}
+        if rtc_delay is not None:
+            info['rtc_delay'] = rtc_delay.detach()
+            info['token_time'] = t_in.detach()
         loss = action_loss
         routing_loss = torch.zeros((), device=dev)
         weight = float(routing_loss_weight)
@@ -354,12 +378,24 @@ class Pi05Model(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def sample_actions(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None = None,
-                       num_steps: int | None = None, use_kv_cache: bool = True
+                       num_steps: int | None = None, use_kv_cache: bool = True,
+                       prefix_actions: torch.Tensor | None = None, prefix_len: int = 0,
+                       schedule: str | None = None, rtc_mode: str | None = None
                        ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Euler integration from t=1 (noise) to t=0 over ``num_steps``.
 
         With the KV cache the prefix runs once and each step runs the expert only; without it
         every step recomputes prefix + suffix (the reference the cache is tested against).
+
+        Real-time chunking (model/rtc.py): ``prefix_actions`` (B, d_max, A), normalised like
+        the output, are the committed actions on the new chunk's rows 0..d_max-1, of which
+        the first ``prefix_len`` (the delay d) run before this chunk lands.  ``rtc_mode``
+        (default ``ModelConfig.rtc_mode``): ``guidance`` steers every step toward them (row
+        weights ``prefix_weights(H, d, d_max, schedule)``, default ``ModelConfig.rtc_schedule``;
+        the weight clipped at ``rtc_max_guidance_weight``); ``training`` feeds the first d rows
+        clean (flow time 0) and returns them unchanged; ``none`` ignores the prefix.  Padded
+        action dims (``batch['action_dim_mask']`` False) are never guided.
+
         Returns actions (B, H, A) float32 (normalised units) and info: routing_weights (B, N)
         or None, timing {vision, prefix, denoise, denoise_per_step} in ms.
         """
@@ -370,11 +406,14 @@ class Pi05Model(nn.Module):
         images = batch['images']
         b = images.shape[0]
         dev = images.device
-        shape = (b, cfg.action_horizon, cfg.action_dim)
+        h = cfg.action_horizon
+        shape = (b, h, cfg.action_dim)
         if noise is None:
             noise = torch.randn(shape, device=dev)
         elif tuple(noise.shape) != shape:
             raise ValueError(f'noise must have shape {shape}, got {tuple(noise.shape)}')
+        mode = cfg.rtc_mode if rtc_mode is None else rtc_mode
+        rtc = self._rtc_target(prefix_actions, prefix_len, schedule, mode, batch, shape)
         timer = _Timer(dev)
         cam = self.encode_images(images, batch['image_masks'].bool())
         timer.lap('vision')
@@ -386,17 +425,75 @@ class Pi05Model(nn.Module):
         x_t = noise.float().to(dev)
         dt = -1.0 / steps
         times = 1.0 + dt * torch.arange(steps, dtype=torch.float32, device=dev)  # (K,) 1 -> dt
-        feats = self.time_features(times)  # (K, De): every step's time features at once
-        for k in range(steps):
-            t = times[k].expand(b)
+        feats = self.time_features(torch.cat([times, times.new_zeros(1)]))  # (K+1, De)
+
+        def velocity(x: torch.Tensor, k: int) -> torch.Tensor:
+            t = times[k].expand(b)  # (B,)
+            feat = feats[k:k + 1].expand(b, -1)  # (B, De)
+            if mode == 'training' and rtc is not None:  # clean prefix rows: time 0
+                clean = rtc['weights'][None, :, None] > 0  # (1, H, 1)
+                t = torch.where(clean[..., 0], 0.0, t[:, None])  # (B, H)
+                feat = torch.where(clean, feats[-1], feats[k]).expand(b, h, -1)  # (B, H, De)
             if cache is not None:
-                v_t = self._velocity_cached(prefix, cache, rows, state, x_t, t,
-                                            feats[k:k + 1].expand(b, -1))
+                return self._velocity_cached(prefix, cache, rows, state, x, t, feat)
+            return self._velocity_shared_attention(prefix, state, x, t)
+
+        for k in range(steps):
+            if rtc is None:
+                v_t = velocity(x_t, k)
+            elif mode == 'training':
+                x_t = torch.where(rtc['weights'][None, :, None] > 0, rtc['target'], x_t)
+                v_t = velocity(x_t, k)
             else:
-                v_t = self._velocity_shared_attention(prefix, state, x_t, t)
+                v_t = self._guided_velocity(velocity, x_t, k, float(times[k]), rtc)
             x_t = x_t + dt * v_t
+        if rtc is not None and mode == 'training':
+            x_t = torch.where(rtc['weights'][None, :, None] > 0, rtc['target'], x_t)
         timer.lap('denoise')
         timing = dict(timer.ms)
         timing['denoise_per_step'] = timing['denoise'] / steps
         weights = prefix.route.weights.float() if prefix.route is not None else None
         return x_t, {'routing_weights': weights, 'timing': timing}
+
+    def _rtc_target(self, prefix_actions: torch.Tensor | None, prefix_len: int,
+                    schedule: str | None, mode: str, batch: dict[str, torch.Tensor],
+                    shape: tuple[int, int, int]) -> dict[str, torch.Tensor] | None:
+        """The committed prefix as a full-horizon target (B, H, A), its row weights (H,) and
+        the guided dims (B, 1, A); None when there is nothing to condition on."""
+        if prefix_actions is None or mode == 'none':
+            return None
+        b, h, a = shape
+        y = prefix_actions.float().to(batch['images'].device)  # (B, d_max, A)
+        if y.dim() != 3 or y.shape[0] != b or y.shape[2] != a or not 0 < y.shape[1] <= h:
+            raise ValueError(f'prefix_actions must be (B={b}, 1..{h}, A={a}), got '
+                             f'{tuple(y.shape)}')
+        d_max = y.shape[1]
+        d = int(prefix_len)
+        if not 0 <= d <= d_max:
+            raise ValueError(f'prefix_len must lie in [0, {d_max}] (the committed rows), got '
+                             f'{prefix_len!r}')
+        if mode == 'training':  # only the rows that surely run: the model saw at most D clean
+            d = min(d, self.config.rtc_max_delay)
+            weights = (torch.arange(h, device=y.device) < d).float()  # (H,)
+        else:
+            weights = prefix_weights(h, d, d_max, schedule or self.config.rtc_schedule,
+                                     y.device)  # (H,)
+        target = torch.zeros(shape, device=y.device)
+        target[:, :d_max] = y  # (B, H, A)
+        dims = batch.get('action_dim_mask')
+        dims = (torch.ones(b, a, dtype=torch.bool, device=y.device) if dims is None
+                else dims.bool().to(y.device))  # (B, A)
+        return {'target': target, 'weights': weights, 'dims': dims[:, None, :].float()}
+
+    def _guided_velocity(self, velocity: Any, x_t: torch.Tensor, k: int, t: float,
+                         rtc: dict[str, torch.Tensor]) -> torch.Tensor:
+        """RTC guidance: ``v - c(t) * J^T (W * (Y - a_hat))`` with ``a_hat = x_t - t v`` the
+        step's clean estimate and ``J = d a_hat / d x_t`` (one vector-Jacobian product)."""
+        with torch.enable_grad():
+            x = x_t.detach().requires_grad_(True)  # (B, H, A)
+            v = velocity(x, k)  # (B, H, A)
+            a_hat = x - t * v
+            err = (rtc['target'] - a_hat) * rtc['weights'][None, :, None] * rtc['dims']
+            (g,) = torch.autograd.grad(a_hat, x, grad_outputs=err.detach())  # (B, H, A)
+        c = guidance_weight(t, self.config.rtc_max_guidance_weight)
+        return v.detach() - c * g  # dt < 0: the step moves x_t toward the committed rows

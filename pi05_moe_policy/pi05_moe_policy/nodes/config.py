@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pi05_moe_policy import topics
 from pi05_moe_policy.core.executor import ExecutorCoreConfig
 from pi05_moe_policy.core.input_checks import InputCheckConfig
+from pi05_moe_policy.core.output_groups import OutputGroupsConfig
+from pi05_moe_policy.core.rtc import RtcConfig
 from pi05_moe_policy.core.snapshot import SnapshotConfig
 from pi05_moe_policy.params import check, param
 
@@ -25,7 +27,7 @@ def _check_topic(cfg: object, name: str) -> None:
 
 
 @dataclass
-class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
+class PolicyNodeConfig(SnapshotConfig, InputCheckConfig, RtcConfig):
     """policy_node: cameras + joint states + prompt -> ActionChunk + RoutingWeights."""
 
     checkpoint: str = param('', 'Required. A checkpoint directory (Policy.save), or '
@@ -43,9 +45,12 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
         [], 'Joint order of the state and the actions. Empty: the checkpoint\'s joint names, '
         'else joint_0..joint_{D-1}. With preset:<name>, also the robot\'s state/action size.')
     joint_states_topic: str = param(topics.JOINT_STATES, 'sensor_msgs/JointState input.')
-    prompt_topic: str = param(topics.PROMPT, 'std_msgs/String prompt input (reliable, '
-                              'transient-local).')
-    prompt: str = param('pick up the cube', 'Prompt used until one arrives on prompt_topic.')
+    prompt_topic: str = param(topics.PROMPT, 'std_msgs/String prompt input; both transient-'
+                              'local (latched) and volatile (ros2 topic pub) publishers match.')
+    prompt: str = param('pick up the cube', 'The prompt. Settable at run time (ros2 param set '
+                        '/policy_node prompt "..."); a prompt on prompt_topic also sets it.')
+    prompt_in_use_topic: str = param('~/prompt', 'The prompt in use, republished reliable + '
+                                     'transient-local (latched) for late joiners.')
     max_prompt_chars: int = param(512, 'Longer prompts are cut to this many characters.')
     action_chunk_topic: str = param(topics.ACTION_CHUNK, 'pi05_moe_msgs/ActionChunk '
                                     'output.')
@@ -62,9 +67,11 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
     def __post_init__(self) -> None:
         SnapshotConfig.__post_init__(self)
         InputCheckConfig.__post_init__(self)
+        RtcConfig.__post_init__(self)
         check(self.max_image_size >= self.min_image_size, self, 'max_image_size',
               f'a size >= min_image_size ({self.min_image_size})')
-        for name in ('joint_states_topic', 'prompt_topic', 'action_chunk_topic',
+        for name in ('joint_states_topic', 'prompt_topic', 'prompt_in_use_topic',
+                     'action_chunk_topic',
                      'routing_topic', 'diagnostics_topic'):
             _check_topic(self, name)
         check(all(t == '' or t[0] in '/~' for t in self.cameras.values()), self, 'cameras',
@@ -78,7 +85,7 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig):
 
 
 @dataclass
-class ExecutorNodeConfig(ExecutorCoreConfig):
+class ExecutorNodeConfig(ExecutorCoreConfig, OutputGroupsConfig):
     """executor_node: ActionChunks -> ensembled, filtered commands for a ros2_control
     controller."""
 
@@ -102,6 +109,7 @@ class ExecutorNodeConfig(ExecutorCoreConfig):
 
     def __post_init__(self) -> None:
         ExecutorCoreConfig.__post_init__(self)
+        OutputGroupsConfig.__post_init__(self)
         check(self.output in OUTPUTS, self, 'output', f'one of {OUTPUTS}')
         check(bool(self.controller) and '/' not in self.controller, self, 'controller',
               'a controller name without "/"')
@@ -115,10 +123,11 @@ class ExecutorNodeConfig(ExecutorCoreConfig):
     def require_joint_names(self) -> None:
         """Raise ``ValueError`` when the output carries no names and none are configured: the
         commands' order would otherwise be a guess (the node refuses to start)."""
-        if self.output == 'commands' and not self.joint_names:
+        if (self.output == 'commands' or self.output_groups) and not self.joint_names:
             raise ValueError(f'{type(self).__name__}.joint_names={self.joint_names!r}: expected '
                              'the controller\'s joint order (output commands sends a '
-                             'Float64MultiArray, which carries no names)')
+                             'Float64MultiArray, which carries no names; output_groups '
+                             'index into it)')
 
     @property
     def command_topic(self) -> str:

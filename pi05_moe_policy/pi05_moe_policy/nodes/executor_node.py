@@ -7,7 +7,8 @@ default: commands go to the preview topic until ``~/enable`` (std_srvs/SetBool) 
 needs a fresh joint state; enabling and ``~/reset`` (std_srvs/Trigger, drops every chunk) ramp
 from the last command, never jump. Bad chunks are rejected with rate-limited warnings.
 Parameters: :class:`pi05_moe_policy.nodes.config.ExecutorNodeConfig` (``joint_names`` is
-required with ``output: commands``).
+required with ``output: commands`` or ``output_groups``: one controller per group of joints,
+:mod:`pi05_moe_policy.nodes.command_out`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from __future__ import annotations
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory
 
 from pi05_moe_msgs.msg import ActionChunk
 from pi05_moe_policy.core.executor import ChunkRejectedError, ExecutorCore
@@ -25,9 +24,10 @@ from pi05_moe_policy.core.joint_state import reorder_joints
 from pi05_moe_policy.core.rate_limited_log import RateLimitedLog
 from pi05_moe_policy.core.safety import NO_REFERENCE, OK
 from pi05_moe_policy.nodes import qos
+from pi05_moe_policy.nodes.command_out import CommandOutputs
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig
 from pi05_moe_policy.nodes.main import run_node
-from pi05_moe_policy.nodes.msg_convert import make_command, make_diagnostics, parse_action_chunk
+from pi05_moe_policy.nodes.msg_convert import make_diagnostics, parse_action_chunk
 from pi05_moe_policy.nodes.ros_params import declare_config
 
 
@@ -45,9 +45,8 @@ class ExecutorNode(Node):
         self.enabled = cfg.enabled
         self.last_now: float | None = None
         self.status = NO_REFERENCE
-        msg_type = Float64MultiArray if cfg.output == 'commands' else JointTrajectory
-        self.command_pub = self.create_publisher(msg_type, cfg.command_topic, qos.COMMAND)
-        self.preview_pub = self.create_publisher(msg_type, cfg.preview_topic, qos.COMMAND)
+        # One output, or one per output group (its joints, mapped to the controller's units).
+        self.outputs = CommandOutputs(self, cfg, self.core.joint_names)
         self.diag_pub = self.create_publisher(DiagnosticArray, cfg.diagnostics_topic, qos.STATUS)
         self.create_subscription(ActionChunk, cfg.action_chunk_topic, self._on_chunk,
                                  qos.COMMAND)
@@ -62,7 +61,7 @@ class ExecutorNode(Node):
             f'{"ENABLED" if self.enabled else "disabled"} -> {self._out_topic()}')
 
     def _out_topic(self) -> str:
-        return self.cfg.command_topic if self.enabled else self.cfg.preview_topic
+        return self.outputs.topics(self.enabled)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -140,8 +139,7 @@ class ExecutorNode(Node):
             self.log_status(out.status, f'status {out.status} ({self._age_text(now)})')
             self._publish_diagnostics()  # transitions are reported at once
         if out.command is not None:
-            msg = make_command(self.cfg.output, self.core.joint_names, out.command, self.dt)
-            (self.command_pub if self.enabled else self.preview_pub).publish(msg)
+            self.outputs.publish(out.command, self.core.joint_names, self.enabled, self.dt)
 
     # ------------------------------------------------------------------ reporting
     def _age_text(self, now: float) -> str:

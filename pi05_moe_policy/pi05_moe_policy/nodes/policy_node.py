@@ -2,10 +2,11 @@
 
 Callbacks only check messages (headers; joint limits and thermal plausibility: core.input_checks)
 and store the latest per stream (a bad one is dropped with a rate-limited warning and never
-replaces a good one). A worker thread builds an observation
-from the newest messages (:mod:`pi05_moe_policy.core.snapshot`: age and skew on header stamps,
-sim-time aware), runs ``Policy.infer`` and publishes; while it runs, newer messages replace older
-ones. Parameters: :class:`pi05_moe_policy.nodes.config.PolicyNodeConfig`.
+replaces a good one). A worker thread builds an observation from the newest messages
+(:mod:`pi05_moe_policy.core.snapshot`: age and skew on header stamps, sim-time aware), runs
+``Policy.infer`` (with ``rtc``: on the rows of its last chunk the executor still runs, see
+:class:`pi05_moe_policy.core.rtc.RtcPlanner`) and publishes; while it runs, newer messages replace
+older ones. Parameters: :class:`pi05_moe_policy.nodes.config.PolicyNodeConfig`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ from functools import partial
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
 
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
 from pi05_moe_policy.checkpoints import load_policy
 from pi05_moe_policy.core.image_codec import ImageCodecError
 from pi05_moe_policy.core.input_checks import JointStateCheck, check_frame
-from pi05_moe_policy.core.observation import clean_prompt
 from pi05_moe_policy.core.policy_inputs import (
     JOINTS,
     diagnostic_values,
@@ -31,6 +30,7 @@ from pi05_moe_policy.core.policy_inputs import (
     startup_line,
 )
 from pi05_moe_policy.core.rate_limited_log import FirstSeen, RateLimitedLog
+from pi05_moe_policy.core.rtc import RtcPlanner
 from pi05_moe_policy.core.snapshot import Skip
 from pi05_moe_policy.core.stats import RateMeter, RunningStats
 from pi05_moe_policy.core.worker import Worker
@@ -43,6 +43,7 @@ from pi05_moe_policy.nodes.msg_convert import (
     make_routing,
     stamp_to_sec,
 )
+from pi05_moe_policy.nodes.prompt import PromptInput
 from pi05_moe_policy.nodes.ros_params import declare_config
 
 
@@ -54,27 +55,27 @@ class PolicyNode(Node):
         self._worker = Worker(self._infer_once, 1.0 / hz if hz else 0.0, self._on_error,
                               name='policy_worker')
         # A bad checkpoint raises CheckpointError (a ValueError): one fatal line, no traceback.
-        self.policy = load_policy(cfg.checkpoint, device=cfg.device, seed=cfg.seed,
-                                  joint_names=cfg.joint_names, num_threads=cfg.num_threads or None)
-        p = self.policy
+        self.policy = p = load_policy(cfg.checkpoint, device=cfg.device, seed=cfg.seed,
+                                      joint_names=cfg.joint_names,
+                                      num_threads=cfg.num_threads or None)
         self.plan = plan = plan_inputs(cfg, p)
         self.joint_names, self.topics, self.kinds = plan.joint_names, plan.topics, plan.kinds
         self.buffer = plan.buffer(cfg)
         self.warn = RateLimitedLog(self.get_logger().warning, cfg.warn_period)
         self.joint_check = JointStateCheck(cfg, self.joint_names)
+        self.rtc = RtcPlanner(cfg, p.control_period_s, p.action_horizon) if cfg.rtc else None
         self.once = FirstSeen()  # extra joint sets, truncated prompts: said once each
         # The tokenizer reports prompts cut to max_token_len here, not to Python logging.
         p.transform.set_truncation_handler(self._on_truncate)
         self.rates = {n: RateMeter() for n in self.topics}
         self.infer_ms = RunningStats()
-        self.prompt = self.prompt_in_use = cfg.prompt
-        self.chunk_id = 0
-        self.last_timing: dict[str, float] = {}
-        self.last_skip = ''
+        self.prompt_in_use = cfg.prompt
+        self.prompt_input = PromptInput(self, cfg.prompt_topic, cfg.prompt_in_use_topic,
+                                        cfg.prompt, cfg.max_prompt_chars, self.warn)
+        self.chunk_id, self.last_timing, self.last_skip = 0, {}, ''
         for name, topic in plan.cameras.items():
             self.create_subscription(Image, topic, partial(self._on_image, name), qos.SENSOR)
         self.create_subscription(JointState, cfg.joint_states_topic, self._on_joints, qos.SENSOR)
-        self.create_subscription(String, cfg.prompt_topic, self._on_prompt, qos.PROMPT)
         self.chunk_pub = self.create_publisher(ActionChunk, cfg.action_chunk_topic, qos.COMMAND)
         self.routing_pub = self.create_publisher(RoutingWeights, cfg.routing_topic, qos.STATUS)
         self.diag_pub = self.create_publisher(DiagnosticArray, cfg.diagnostics_topic, qos.STATUS)
@@ -83,6 +84,7 @@ class PolicyNode(Node):
         if plan.without:
             self.get_logger().warning(f'expert camera(s) {plan.without} have no topic in '
                                       'parameter cameras: the policy runs without them')
+        self._worker.abort_modules(p.model)  # Ctrl-C ends even a long inference within 2 s
         self._worker.start()
         self.context.on_shutdown(self._worker.stopping.set)  # Ctrl-C: no more publishing
 
@@ -112,20 +114,12 @@ class PolicyNode(Node):
         self.rates[JOINTS].tick()
         self._worker.wake()
 
-    def _on_prompt(self, msg: String) -> None:
-        prompt, problem = clean_prompt(msg.data, self.cfg.max_prompt_chars)
-        if problem:
-            self.warn((self.cfg.prompt_topic, 'prompt'), f'{self.cfg.prompt_topic}: {problem}')
-        if prompt and prompt != self.prompt:
-            self.prompt = prompt
-            self.get_logger().info(f'prompt: {prompt[:80]!r}')
-
     def _on_truncate(self, text: str, n_ids: int) -> None:
         prompt = self.prompt_in_use
         if self.once.first(('truncated', prompt)):
             self.get_logger().warning(
                 f'prompt {prompt[:80]!r} ({len(prompt)} characters) is {n_ids} tokens with the '
-                f'state, cut to max_token_len {self.policy.config.max_token_len}: the model '
+                f'state, cut to max_token_len {self.policy.data_config.max_token_len}: the model '
                 'sees only its start (said once per prompt)')
 
     # ------------------------------------------------------------------ the worker
@@ -154,17 +148,22 @@ class PolicyNode(Node):
             return
         for name, why in left_out.items():
             self.warn(('left_out', name), f'expert camera {name!r} left out: {why}')
-        prompt = self.prompt_in_use = self.prompt
-        out = self.policy.infer({'images': images, 'state': snap.values[JOINTS][1],
-                                 'prompt': prompt})
-        ms = (time.perf_counter() - t0) * 1e3
-        self.infer_ms.add(ms)
-        self.last_timing = out['timing']
-        self.last_skip = ''
-        self.chunk_id += 1
-        routing = out['routing']
+        prompt = self.prompt_in_use = self.prompt_input.prompt
         newest = snap.values[snap.newest]  # the header stamp itself, not a float round trip
         stamp = newest[0] if snap.newest == JOINTS else newest.header.stamp
+        rtc = self.rtc.infer_kwargs(stamp_to_sec(stamp)) if self.rtc else {}
+        out = self.policy.infer({'images': images, 'state': snap.values[JOINTS][1],
+                                 'prompt': prompt}, **rtc)
+        if self._worker.stopping.is_set():
+            return  # Ctrl-C came during the last layer: the publishers are going away
+        ms = (time.perf_counter() - t0) * 1e3
+        self.infer_ms.add(ms)
+        self.last_timing, self.last_skip = out['timing'], ''
+        self.chunk_id += 1
+        routing = out['routing']
+        if self.rtc:  # node clock: under sim time and bag replay the delay is in their time
+            self.rtc.published(stamp_to_sec(stamp), self.get_clock().now().nanoseconds * 1e-9,
+                               out['actions'])
         self.chunk_pub.publish(make_action_chunk(
             stamp, self.chunk_id, self.joint_names, out['actions'],
             self.policy.control_period_s, ms, prompt, routing))
@@ -176,7 +175,7 @@ class PolicyNode(Node):
     def _publish_diagnostics(self) -> None:
         now = self.get_clock().now()
         values = diagnostic_values(
-            self.chunk_id, self.prompt, self.infer_ms.summary(), self.last_timing,
+            self.chunk_id, self.prompt_input.prompt, self.infer_ms.summary(), self.last_timing,
             {n: self.rates[n].rate(now.nanoseconds * 1e-9) for n in self.topics}, self.warn.total)
         level = DiagnosticStatus.WARN if self.last_skip else DiagnosticStatus.OK
         self.diag_pub.publish(make_diagnostics(
@@ -184,7 +183,7 @@ class PolicyNode(Node):
             self.last_skip or f'chunk {self.chunk_id}', values))
 
     def destroy_node(self) -> None:
-        self._worker.stop()
+        self._worker.stop(timeout=1.0)  # a running inference aborts at its next layer
         super().destroy_node()
 
 

@@ -6,6 +6,8 @@ Publishers and subscribers pick a profile by what the data *is*, never by ad-hoc
 - ``COMMAND``: action chunks and joint commands. Reliable: every command counts.
 - ``PROMPT``: the task prompt. Reliable + transient-local, depth 1: a late joiner gets the current
   prompt.
+- ``PROMPT_VOLATILE``: the prompt as a volatile publisher sends it (``ros2 topic pub`` from Jazzy
+  on); the policy subscribes with both prompt profiles (see ``nodes/prompt.py``).
 - ``STATUS``: diagnostics, routing weights, episode status. Reliable, moderate depth.
 - ``CLOCK``: ``/clock`` from the simulator or bag replay. Best effort, depth 1 (as rclpy's time
   source subscribes), published fast.
@@ -37,6 +39,13 @@ PROMPT = QoSProfile(
     depth=1,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+PROMPT_VOLATILE = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
 )
 
 STATUS = QoSProfile(

@@ -74,6 +74,11 @@ class TrainConfig:
     # --- flow matching (openpi: time ~ Beta(1.5, 1) * 0.999 + 0.001) ---
     time_beta_alpha: float = param(1.5, 'alpha of the Beta distribution of flow times')
     time_beta_beta: float = param(1.0, 'beta of the Beta distribution of flow times')
+    # --- training-time real-time chunking (Black et al. 2025; model/rtc.py) ---
+    rtc_max_delay: int = param(
+        0, 'training-time RTC: the first d ~ U{0..D} actions of each chunk are given clean '
+           '(flow time 0) and kept out of the loss; the checkpoint records rtc_mode=training, '
+           'so policy_node feeds the committed prefix clean. 0 = off')
     # --- hardware ---
     device: str = param('auto', "'auto' (cuda when available), 'cpu' or 'cuda'")
     bf16: bool = param(True, 'bf16 autocast on CUDA (CPU always trains in fp32)')
@@ -91,7 +96,7 @@ class TrainConfig:
             value = getattr(self, name)
             check(isinstance(value, int) and value > 0, self, name, 'an int > 0')
         for name in ('warmup_steps', 'routing_warmup_steps', 'routing_ramp_steps',
-                     'num_workers', 'keep_last', 'seed'):
+                     'num_workers', 'keep_last', 'seed', 'rtc_max_delay'):
             value = getattr(self, name)
             check(isinstance(value, int) and value >= 0, self, name, 'an int >= 0')
         check(_finite(self.lr) and self.lr > 0, self, 'lr', 'a learning rate > 0')
@@ -139,7 +144,8 @@ class TrainConfig:
         """``Pi05Model.compute_loss``'s loss arguments at a step's routing-loss weight."""
         return {'routing_loss_weight': routing_loss_weight,
                 'focal_alpha': self.routing_focal_alpha, 'focal_gamma': self.routing_focal_gamma,
-                'time_beta': (self.time_beta_alpha, self.time_beta_beta)}
+                'time_beta': (self.time_beta_alpha, self.time_beta_beta),
+                'rtc_max_delay': self.rtc_max_delay}
 
     def model_config(self, robot: dict[str, Any] | None = None) -> Any:
         """The ``PolicyConfig`` of a fresh run: the preset, then ``robot`` (the dataset's robot
@@ -149,7 +155,9 @@ class TrainConfig:
         robot = dict(robot or {})
         if self.delta_actions and robot:
             robot['delta_action_mask'] = self.delta_action_mask(robot)
-        return make_policy_config(self.preset, **{**robot, **self.model_kwargs()})
+        rtc = ({'rtc_mode': 'training', 'rtc_max_delay': self.rtc_max_delay}
+               if self.rtc_max_delay else {})
+        return make_policy_config(self.preset, **{**robot, **self.model_kwargs(), **rtc})
 
     def delta_action_mask(self, robot: dict[str, Any]) -> list[bool]:
         """Per action dim of ``robot``: delta unless named in absolute_joints or beyond the
