@@ -29,7 +29,7 @@ ROS_FREE = (
     'pi05_moe_policy.policy_config',
     'pi05_moe_policy.checkpoints', 'pi05_moe_bringup.sim',
     'pi05_moe_training.bags', 'pi05_moe_training.dataset', 'pi05_moe_training.train',
-    'pi05_moe_training.evaluate', 'pi05_moe_training.config_cli',
+    'pi05_moe_training.evaluate', 'pi05_moe_training.config_cli', 'pi05_moe_training.pretrained',
 )
 ROS_MODULES = ('rclpy', 'launch', 'launch_ros')
 

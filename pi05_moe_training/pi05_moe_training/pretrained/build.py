@@ -66,8 +66,8 @@ def _norm_stats(pre: Pretrained) -> dict[str, Any]:
 
 
 def build_policy(pre: Pretrained, camera_slots: str | None = None, use_moe: bool = True,
-                 tokenizer_path: str | None = None, thermal_cameras: tuple[str, ...] = ('thermal',),
-                 **overrides: Any) -> Imported:
+                 tokenizer_path: str | None = None,
+                 thermal_cameras: tuple[str, ...] = ('thermal',), **overrides: Any) -> Imported:
     """The policy, with every pretrained tensor in place (checked key by key and shape by
     shape); ``overrides`` are flat config fields (e.g. ``vision_num_heads``)."""
     from pi05_moe_policy import Policy

@@ -1,8 +1,9 @@
 """Import a pretrained PI0.5 / PI0 checkpoint (LeRobot's or openpi's) as a pi05_moe policy.
 
-  pi05-moe import --from lerobot ~/models/pi05_base --tokenizer ~/models/paligemma/tokenizer.json \
-      --out ckpt/pi05_base_moe
-  pi05-moe import --from openpi ~/models/pi05_droid_pytorch --tokenizer ... --out ckpt/droid --no-moe
+  pi05-moe import --from lerobot ~/models/pi05_base \
+      --tokenizer ~/models/paligemma/tokenizer.json --out ckpt/pi05_base_moe
+  pi05-moe import --from openpi ~/models/pi05_droid_pytorch --tokenizer ... --no-moe \
+      --out ckpt/droid
 
 Reads local files only (nothing is downloaded). Network dims come from the tensors (a config may
 name gemma_2b for smaller tensors). Prints a table of what went where and fails with the list of
