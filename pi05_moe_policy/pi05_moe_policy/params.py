@@ -38,6 +38,12 @@ def check(ok: bool, obj: Any, name: str, expected: str) -> None:
         )
 
 
+def plain_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as JSON-ready data (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(config).items()}
+
+
 def strict_from_dict(cls: type, data: Any) -> Any:
     """``cls(**data)`` for a dataclass ``cls``, refusing keys it has no field for.
 

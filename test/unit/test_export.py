@@ -39,3 +39,12 @@ def test_export_sets_the_sampling_temperature(tmp_path):
 def test_export_of_a_non_checkpoint_exits_2(tmp_path, capsys):
     assert cli.main(['export', str(tmp_path), '--out', str(tmp_path / 'x')]) == 2
     assert 'not a checkpoint' in capsys.readouterr().err
+
+
+def test_export_takes_every_checkpoint_form_the_nodes_take(tmp_path):
+    """shipped:<name> and preset:<name> as well as directories (issue 18, item 12)."""
+    assert cli.main(['export', 'shipped:sim_small', '--out', str(tmp_path / 'ship'),
+                     '--weights-dtype', 'float16']) == 0
+    assert Policy.load(tmp_path / 'ship').data_config.joint_names is not None
+    assert cli.main(['export', 'preset:tiny', '--out', str(tmp_path / 'tiny')]) == 0
+    assert Policy.load(tmp_path / 'tiny').model_config.preset == 'tiny'

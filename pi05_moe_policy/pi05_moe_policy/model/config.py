@@ -15,7 +15,7 @@ import dataclasses
 import math
 from typing import Any
 
-from pi05_moe_policy.params import strict_from_dict
+from pi05_moe_policy.params import plain_dict, strict_from_dict
 
 ROUTER_INPUT_TYPES = ('prompt', 'state', 'prompt_state')
 RTC_MODES = ('none', 'guidance', 'training')  # model/rtc.py
@@ -169,11 +169,7 @@ class ModelConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for k, v in out.items():
-            if isinstance(v, tuple):
-                out[k] = list(v)
-        return out
+        return plain_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

@@ -13,7 +13,7 @@ import dataclasses
 import math
 from typing import Any
 
-from pi05_moe_policy.params import strict_from_dict
+from pi05_moe_policy.params import plain_dict, strict_from_dict
 
 THERMAL_COLORMAPS = ('gray', 'ironbow')
 TOKENIZER_TYPES = ('word_hash', 'hf')
@@ -153,11 +153,7 @@ class DataConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for k, v in out.items():
-            if isinstance(v, tuple):
-                out[k] = list(v)
-        return out
+        return plain_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataConfig:

@@ -30,12 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pi05_moe_policy import Policy
+    from pi05_moe_policy.checkpoints import load_policy, resolve_checkpoint
     from pi05_moe_training.train.checkpointing import resolve_run_checkpoint
 
     try:
-        source = resolve_run_checkpoint(args.checkpoint)
-        policy = Policy.load(source)
+        # every checkpoint form the nodes take: shipped:<name>, preset:<name>, a directory, or
+        # a training output (its latest checkpoint)
+        spec = resolve_checkpoint(args.checkpoint)
+        source = spec if spec.startswith('preset:') else resolve_run_checkpoint(spec)
+        policy = load_policy(str(source))
         if args.noise_scale is not None:
             policy.set_noise_scale(args.noise_scale)
     except ValueError as exc:

@@ -75,7 +75,7 @@ class TrainLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(Path(out) / 'tb'), purge_step=start_step)
-        from tqdm import tqdm
+        from pi05_moe_training.progress import progress as tqdm
 
         self.bar = tqdm(total=max_steps, initial=start_step, unit='step', dynamic_ncols=True,
                         disable=not (self.enabled and progress))
