@@ -156,3 +156,21 @@ def test_oversampling_draws_the_first_frames_of_each_episode_more_often(dataset)
 def test_oversampling_flags_are_validated(field, value, quoted):
     with pytest.raises(ValueError, match=quoted):
         TrainConfig(**{field: value})
+
+
+def test_the_camera_scales_gamma_get_no_weight_decay():
+    """gamma is (experts, channels): a matrix by shape, but a gain (issue 16)."""
+    import torch
+
+    from pi05_moe_policy import Policy
+    from pi05_moe_training.train.config import TrainConfig
+    from pi05_moe_training.train.loop import make_optimizer
+
+    model = Policy.from_preset('tiny').model
+    opt = make_optimizer(model, TrainConfig(preset='tiny', weight_decay=0.1), torch.device('cpu'))
+    decay, no_decay = ({id(p) for p in g['params']} for g in opt.param_groups)
+    assert opt.param_groups[0]['weight_decay'] == 0.1 and opt.param_groups[1]['weight_decay'] == 0
+    gamma = model.camera_moe.expert_scales
+    assert gamma.dim() == 2 and id(gamma) in no_decay and id(gamma) not in decay
+    assert id(model.action_in_proj.weight) in decay and id(model.action_in_proj.bias) in no_decay
+    assert len(decay) + len(no_decay) == sum(1 for p in model.parameters() if p.requires_grad)

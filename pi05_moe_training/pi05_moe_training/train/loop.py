@@ -79,12 +79,19 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+NO_DECAY_SUFFIXES = ('expert_scales',)  # the camera MoE's gamma (model/camera_router.py)
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device
                    ) -> torch.optim.AdamW:
-    """AdamW; matrices decay, vectors (biases, norms, learnable gate scales) do not."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{'params': [p for p in params if p.dim() >= 2], 'weight_decay': cfg.weight_decay},
-              {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.0}]
+    """AdamW; matrices decay, vectors (biases, norms) and the camera MoE's learnable scales
+    gamma do not: gamma is (experts, channels), a matrix by shape, but a gain that starts at 1
+    and that decay would pull towards 0."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in params if p.dim() >= 2 and not n.endswith(NO_DECAY_SUFFIXES)]
+    ids = {id(p) for p in decay}
+    groups = [{'params': decay, 'weight_decay': cfg.weight_decay},
+              {'params': [p for _, p in params if id(p) not in ids], 'weight_decay': 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                              fused=device.type == 'cuda')
 
