@@ -60,6 +60,9 @@ def test_rows_that_pass_in_flight_are_skipped_and_the_expert_still_succeeds(sim)
 
 def test_chunks_older_than_the_stale_timeout_never_move_the_arm(sim):
     robot, executor_cfg = sim
+    # a limit shorter than a chunk's 1 s span, so late chunks still cover now when they arrive
+    # (sim.yaml's own limit is longer than the span: such chunks would never arrive at all)
+    executor_cfg = replace(executor_cfg, stale_timeout=0.5)
     late = executor_cfg.stale_timeout + 0.1
     cfg = LoopConfig(latency_s=late, max_steps=100)
     result = ClosedLoop(robot, ScriptedPolicy(robot), executor_cfg, cfg).run_episode(
