@@ -202,3 +202,29 @@ def test_openpi_layout_imports_to_the_same_policy(imported, reference, tmp_path)
     a = Policy.load(out).infer(obs, noise=noise)['actions']
     b = Policy.load(imported).infer(obs, noise=noise)['actions']
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_lerobot_import_fine_tunes_from_init_with_a_frozen_vision_tower(tmp_path):
+    """`train --init` starts from the imported weights (MoE on: the router and fusion are the
+    only new tensors) and `--freeze vision` keeps SigLIP exactly as imported."""
+    from train_helpers import build_dataset
+
+    dataset = build_dataset(tmp_path)
+    tok = standin_tokenizer(tmp_path / 'tokenizer.json')
+    imp = tmp_path / 'imported'
+    assert cli.main(['import', '--from', 'lerobot', str(TINY), '--out', str(imp),
+                     '--tokenizer', str(tok), '--quiet']) == 0
+    out = tmp_path / 'run'
+    assert cli.main(['train', '--dataset', str(dataset), '--out', str(out), '--init', str(imp),
+                     '--freeze', 'vision', '--max-steps', '2', '--batch-size', '2',
+                     '--save-every', '2', '--warmup-steps', '1', '--routing-warmup-steps', '0',
+                     '--num-workers', '0', '--no-progress', '--device', 'cpu']) == 0
+    before = Policy.load(imp).model.state_dict()
+    after = Policy.load(out / 'latest').model.state_dict()
+    vision = [k for k in before if k.startswith('vision.')]
+    vlm = [k for k in before if k.startswith('gemma.language_model.layers.')]
+    assert vision and all(torch.equal(before[k], after[k]) for k in vision)  # frozen
+    assert any(not torch.equal(before[k], after[k]) for k in vlm)  # trained from the import
+    assert any(k.startswith('camera_moe.') for k in after)
+    tuned = Policy.load(out / 'latest')
+    assert tuned.data_config.tokenizer_type == 'hf' and tuned.data_config.max_token_len == 200

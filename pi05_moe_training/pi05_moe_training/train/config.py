@@ -26,6 +26,9 @@ def parse_override(text: str) -> Any:
         return text
 
 
+FREEZABLE = ('vision', 'vlm', 'expert')
+
+
 @dataclass
 class TrainConfig:
     """Training of the PI0.5 camera-MoE policy (flow-matching + focal routing loss).
@@ -39,6 +42,12 @@ class TrainConfig:
     resume: bool = param(False, 'continue from <out>/latest: model, optimiser, step, RNG '
                                 'and data order')
     # --- model ---
+    init: str = param('', 'start from this checkpoint\'s weights (e.g. `pi05-moe import` output, '
+                          'any form the nodes take): its network and tokenizer with the '
+                          'dataset\'s robot, cameras and norm stats; tensors that do not fit '
+                          '(a new camera MoE) start fresh. --preset is then ignored')
+    freeze: str = param('', 'comma-separated parts to keep fixed: vision (SigLIP + projector), '
+                            'vlm (the Gemma prefix stream), expert (the action expert)')
     preset: str = param('small', 'model preset: tiny | small | pi05_base')
     model_overrides: dict[str, str] = param(
         {}, 'ModelConfig / DataConfig field overrides as KEY=VALUE, VALUE in JSON '
@@ -92,6 +101,9 @@ class TrainConfig:
     progress: bool = param(True, 'show a tqdm progress bar')
 
     def __post_init__(self) -> None:
+        parts = [s for s in self.freeze.split(',') if s.strip()] if self.freeze else []
+        check(all(s.strip() in FREEZABLE for s in parts), self, 'freeze',
+              f'a comma-separated subset of {", ".join(FREEZABLE)}')
         for name in ('max_steps', 'batch_size', 'log_every', 'save_every'):
             value = getattr(self, name)
             check(isinstance(value, int) and value > 0, self, name, 'an int > 0')
@@ -146,6 +158,10 @@ class TrainConfig:
                 'focal_alpha': self.routing_focal_alpha, 'focal_gamma': self.routing_focal_gamma,
                 'time_beta': (self.time_beta_alpha, self.time_beta_beta),
                 'rtc_max_delay': self.rtc_max_delay}
+
+    @property
+    def frozen_parts(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.freeze.split(',') if s.strip())
 
     def model_config(self, robot: dict[str, Any] | None = None) -> Any:
         """The ``PolicyConfig`` of a fresh run: the preset, then ``robot`` (the dataset's robot

@@ -104,13 +104,64 @@ def seed_everything(seed: int) -> None:
 
 def build_policy(cfg: TrainConfig, data: TrainDataset, resume_from: Path | None) -> Any:
     """A fresh policy (preset + dataset's robot description + overrides, the dataset's norm
-    stats) or the one in the checkpoint being resumed."""
+    stats), one started from ``--init``'s weights, or the one in the checkpoint being resumed."""
     from pi05_moe_policy import Policy
 
     if resume_from is not None:
-        return Policy.load(resume_from)
-    model_cfg = cfg.model_config(data.robot_description())
-    return Policy.from_config(model_cfg, seed=cfg.seed, norm_stats=data.norm_stats(model_cfg))
+        policy = Policy.load(resume_from)
+    elif cfg.init:
+        policy = init_from_checkpoint(cfg, data)
+    else:
+        model_cfg = cfg.model_config(data.robot_description())
+        policy = Policy.from_config(model_cfg, seed=cfg.seed,
+                                    norm_stats=data.norm_stats(model_cfg))
+    freeze_parts(policy.model, cfg.frozen_parts)
+    return policy
+
+
+# --freeze part -> the modules it names (model/pi05.py)
+PARTS = {'vision': ('vision',), 'vlm': ('gemma.language_model',),
+         'expert': ('gemma.action_expert',)}
+
+
+def freeze_parts(model: torch.nn.Module, parts: tuple[str, ...]) -> None:
+    """requires_grad off for every parameter under the named parts (the optimiser skips them)."""
+    prefixes = tuple(f'{p}.' for part in parts for p in PARTS[part])
+    for name, param in model.named_parameters():
+        if name.startswith(prefixes):
+            param.requires_grad_(False)
+
+
+def init_from_checkpoint(cfg: TrainConfig, data: TrainDataset) -> Any:
+    """The ``--init`` checkpoint's network and tokenizer, the dataset's robot and norm stats;
+    every tensor whose name and shape fit is copied, the rest (a new camera MoE, other robot
+    dims) start fresh and are listed."""
+    from pi05_moe_policy import Policy
+    from pi05_moe_policy.checkpoints import load_policy
+    from pi05_moe_policy.model import Pi05Model
+    from pi05_moe_policy.policy_config import PolicyConfig, split_overrides
+    from pi05_moe_policy.transforms.normalize import NormStats
+
+    src = load_policy(cfg.init)
+    fresh = cfg.model_config(data.robot_description())  # the dataset's data side
+    model_over, data_over = split_overrides(cfg.model_kwargs())
+    keep = {f: getattr(src.data_config, f) for f in
+            ('tokenizer_type', 'tokenizer_path', 'max_token_len', 'preprocessing',
+             'normalization', 'state_in_prompt') if f not in data_over}
+    data_cfg = fresh.data.replace(**keep)
+    model_cfg = src.model_config.replace(num_experts=data_cfg.num_experts, **model_over)
+    pcfg = PolicyConfig(model_cfg, data_cfg)
+    torch.manual_seed(cfg.seed)
+    stats = NormStats.from_dict(data.norm_stats(pcfg))
+    policy = Policy(Pi05Model(model_cfg), data_cfg, stats, src.tokenizer, seed=cfg.seed)
+    ours, theirs = policy.model.state_dict(), src.model.state_dict()
+    fits = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    policy.model.load_state_dict(fits, strict=False)
+    new = sorted(set(ours) - set(fits))
+    shown = ', '.join(new[:6]) + (', ...' if len(new) > 6 else '')
+    print(f'train: --init {cfg.init}: {len(fits)} tensors copied, {len(new)} new'
+          + (f' ({shown})' if new else ''))
+    return policy
 
 
 def warn_config_changes(saved: dict[str, Any], cfg: TrainConfig) -> None:
