@@ -18,12 +18,16 @@ from bag_factory import ACTION_DIM, CAMERA_RATES, JOINTS, image_value, write_epi
 from pi05_moe_bringup import cli
 from pi05_moe_training.bags.reader import BagError, BagReader, find_bags
 from pi05_moe_training.dataset.convert import (
-    ConvertConfig,
     add_arguments,
     config_from_args,
     convert,
 )
-from pi05_moe_training.dataset.episodes import EpisodeDataset, load_stats
+from pi05_moe_training.dataset.episodes import (
+    EpisodeDataset,
+    load_stats,
+    read_episodes,
+    read_tasks,
+)
 from pi05_moe_training.dataset.extract import EpisodeError, ExtractConfig, read_episode
 
 T0 = 1000.0
@@ -93,28 +97,34 @@ def test_bad_bags_are_skipped_with_a_reason_and_nothing_else_is_lost(bags, datas
 def test_meta_files(dataset):
     out, report = dataset
     info = json.loads((out / 'meta/info.json').read_text())
-    assert info['codebase_version'] == 'v2.0' and info['fps'] == 50.0
+    assert info['codebase_version'] == 'v3.0' and info['fps'] == 50
     assert info['total_episodes'] == 4 and info['total_frames'] == report.total_frames == 352
     assert info['robot_type'] == 'testbot'
     assert info['camera_roles'] == {'base': 'wrist', 'experts': ['l515', 'thermal']}
     feats = info['features']
     assert feats['observation.state']['names'] == JOINTS
     assert feats['action']['shape'] == [ACTION_DIM]
-    assert feats['observation.images.thermal']['info']['bit_depth'] == 16
-    assert feats['observation.images.thermal']['shape'] == [24, 32, 1]
+    thermal = feats['observation.images.thermal']
+    assert thermal['dtype'] == 'video' and thermal['shape'] == [24, 32, 3]
+    assert thermal['info']['bit_depth'] == 16 and thermal['info']['encoding'] == 'mono16'
+    assert thermal['info']['carriage'] == 'uint16_split_rg' and thermal['info']['lossless']
+    assert thermal['info']['role'] == 'expert' and 'centi-Kelvin' in thermal['info']['unit']
     assert feats['observation.images.l515']['shape'] == [24, 32, 3]
+    assert feats['observation.images.l515']['info']['video.codec'] == 'av1'
+    assert feats['observation.images.l515_depth']['info']['present_column'] == (
+        'image_present.l515_depth')
     assert feats['annotation.camera.thermal_active']['dtype'] == 'int64'
-    episodes = [json.loads(x) for x in (out / 'meta/episodes.jsonl').read_text().splitlines()]
+    episodes = read_episodes(out)
     assert [e['tasks'] for e in episodes] == [['lift the hot cube'], ['lift the red cube'],
                                               ['lift the hot cube'], ['pick up the cube']]
     assert [e['meta_source'] for e in episodes] == ['bag', 'defaults', 'bag', 'bag']
     assert [e['success'] for e in episodes] == [True, None, True, False]
-    assert [e['labels']['source'] for e in episodes] == ['keywords', 'keywords', 'keywords',
-                                                          'fallback']
-    tasks = [json.loads(x) for x in (out / 'meta/tasks.jsonl').read_text().splitlines()]
-    assert tasks == [{'task_index': 0, 'task': 'lift the hot cube'},
-                     {'task_index': 1, 'task': 'lift the red cube'},
-                     {'task_index': 2, 'task': 'pick up the cube'}]
+    assert [e['labels/source'] for e in episodes] == ['keywords', 'keywords', 'keywords',
+                                                       'fallback']
+    assert [e['labels/active/thermal'] for e in episodes] == [1, 0, 1, 1]
+    assert [e['dataset_from_index'] for e in episodes] == [0, 95, 190, 285]
+    assert read_tasks(out) == {0: 'lift the hot cube', 1: 'lift the red cube',
+                               2: 'pick up the cube'}
     modality = json.loads((out / 'meta/modality.json').read_text())
     assert modality['annotation']['camera.thermal_active'] == {
         'original_key': 'annotation.camera.thermal_active'}
@@ -122,9 +132,10 @@ def test_meta_files(dataset):
 
 def test_parquet_alignment_is_exact(dataset):
     out, _ = dataset
-    table = pq.read_table(out / 'data/chunk-000/episode_000000.parquet').to_pandas()
+    table = pq.read_table(out / 'data/chunk-000/file-000.parquet').to_pandas()
     assert list(table.columns[:7]) == ['observation.state', 'action', 'timestamp', 'frame_index',
                                        'episode_index', 'index', 'task_index']
+    table = table[table['episode_index'] == 0]  # several episodes share the file
     state = np.stack(table['observation.state'].to_numpy())  # (T, 7)
     action = np.stack(table['action'].to_numpy())  # (T, 7)
     t = T0 + np.arange(len(table)) / 50.0  # the grid starts when every stream has a sample
@@ -135,14 +146,19 @@ def test_parquet_alignment_is_exact(dataset):
     # action[t]: the newest command issued before t + 1/fps, i.e. the one issued at t
     np.testing.assert_allclose(action[:, 0], t, atol=1e-3)
     np.testing.assert_allclose(action[:, 1], -t, atol=1e-3)
-    # images as of t: frame k = floor((t - t0) * hz)
-    for cam, topic in (('l515', '/l515/color/image_raw'), ('thermal', '/thermal/image_raw')):
-        hz = CAMERA_RATES[topic][0]
-        expected = np.floor((t - T0) * hz + 1e-6).astype(int)
-        names = table[f'observation.images.{cam}'].tolist()
-        assert [int(Path(n).stem.split('_')[1]) for n in names] == expected.tolist()
+    # video frames as of t: frame k = floor((t - t0) * hz); 16-bit pixels say k exactly
+    ds = EpisodeDataset(out, horizon=1, cameras=['l515', 'thermal', 'l515_depth'])
+    for camera, topic in (('l515_depth', '/l515/depth/image_rect_raw'),
+                          ('thermal', '/thermal/image_raw'), ('l515', '/l515/color/image_raw')):
+        hz, encoding = CAMERA_RATES[topic]
+        expected = [image_value(k, encoding)
+                    for k in np.floor((t - T0) * hz + 1e-6).astype(int)]
+        got = [int(ds[i]['images'][camera][0, 0, ...].max()) for i in range(len(table))]
+        tolerance = 0 if camera != 'l515' else 1  # AV1 is lossy (flat frames: exact or +-1)
+        assert np.abs(np.subtract(got, expected)).max() <= tolerance, camera
     assert table['annotation.camera.thermal_active'].tolist() == [1] * len(table)
     assert table['annotation.camera.l515_active'].tolist() == [0] * len(table)
+    assert table['image_present.l515_depth'].tolist() == [1] * len(table)
     assert table['index'].tolist() == list(range(len(table)))
 
 
@@ -151,11 +167,35 @@ def test_images_are_lossless(dataset):
     ds = EpisodeDataset(out, horizon=5, cameras=['wrist', 'l515', 'thermal', 'l515_depth'])
     item = ds[40]  # t = 0.8 s
     assert item['images']['l515'].shape == (24, 32, 3) and item['images']['l515'].dtype == np.uint8
-    assert (item['images']['l515'] == image_value(24, 'rgb8')).all()
+    assert (np.abs(item['images']['l515'].astype(int) - image_value(24, 'rgb8')) <= 1).all()
     thermal = item['images']['thermal']
     assert thermal.dtype == np.uint16 and thermal.shape == (24, 32)
     assert (thermal == image_value(7, 'mono16')).all()  # 16 bits survive: 30007
     assert (item['images']['l515_depth'] == image_value(24, '16UC1')).all()
+
+
+def test_thermal_survives_lerobots_float_frames(dataset):
+    """LeRobot decodes a video as rgb24 and divides by 255 (float32): the documented formula
+    gives the centi-Kelvin values back exactly."""
+    import av
+
+    out, _ = dataset
+    info = json.loads((out / 'meta/info.json').read_text())
+    episode = read_episodes(out)[2]  # the third episode, mid-file
+    key = 'observation.images.thermal'
+    path = out / info['video_path'].format(video_key=key,
+                                           chunk_index=episode[f'videos/{key}/chunk_index'],
+                                           file_index=episode[f'videos/{key}/file_index'])
+    target = episode[f'videos/{key}/from_timestamp'] + 40 / info['fps']
+    with av.open(str(path)) as video:
+        stream = video.streams.video[0]
+        frame = next(f for f in video.decode(stream)
+                     if abs(float(f.pts * stream.time_base) - target) < 0.01)
+        floats = frame.to_ndarray(format='rgb24').astype(np.float32) / 255  # (H, W, 3)
+    value = 256 * np.round(255 * floats[..., 0]) + np.round(255 * floats[..., 1])
+    assert (value == image_value(7, 'mono16')).all()
+    assert 'value = 256 * round(255 * R) + round(255 * G)' in info['features'][key]['info'][
+        'carriage_doc']
 
 
 def test_dataset_reader_chunks_and_pads(dataset):
@@ -197,6 +237,34 @@ def test_stats_match_the_data(dataset):
         np.testing.assert_allclose(s['q01'], np.quantile(values, 0.01, axis=0), rtol=1e-5)
         np.testing.assert_allclose(s['q99'], np.quantile(values, 0.99, axis=0), rtol=1e-5)
         assert (s['min'] <= s['q01']).all() and (s['q99'] <= s['max']).all()
+        np.testing.assert_allclose(s['q50'], np.quantile(values, 0.5, axis=0), rtol=1e-5)
+        assert s['q10'].shape == s['q90'].shape == s['mean'].shape
+    # images: LeRobot's per-channel stats (3, 1, 1) in [0, 1] of the frames as decoded
+    thermal = stats['observation.images.thermal']  # R = 30000+k >> 8 = 117, G = low byte, B = 0
+    assert thermal['mean'].shape == (3, 1, 1) and int(thermal['count'][0]) == 352
+    np.testing.assert_allclose(thermal['mean'][[0, 2], 0, 0], [117 / 255, 0.0], atol=1e-6)
+    np.testing.assert_allclose(thermal['max'][0, 0, 0], 117 / 255, atol=1e-6)
+    assert thermal['min'][1, 0, 0] >= 48 / 255 and thermal['std'][2, 0, 0] == 0
+    wrist = stats['observation.images.wrist']  # frame k is k everywhere: 0..59 in 2 s at 30 Hz
+    assert 0 <= wrist['min'].min() and wrist['max'].max() <= 61 / 255
+    assert (wrist['q01'] <= wrist['q50']).all() and (wrist['q50'] <= wrist['q99']).all()
+
+
+def test_an_old_v2_dataset_is_refused_with_one_line(dataset, tmp_path):
+    from pi05_moe_training.dataset.layout import DatasetVersionError
+    from pi05_moe_training.train.torch_dataset import TrainDataset
+
+    out, _ = dataset
+    old = tmp_path / 'old'
+    (old / 'meta').mkdir(parents=True)
+    info = json.loads((out / 'meta/info.json').read_text())
+    (old / 'meta/info.json').write_text(json.dumps({**info, 'codebase_version': 'v2.0'}))
+    (old / 'meta/episodes.jsonl').write_text('{"episode_index": 0}\n')
+    for reader in (EpisodeDataset, TrainDataset):
+        with pytest.raises(DatasetVersionError) as caught:
+            reader(old)
+        text = str(caught.value)
+        assert "'v2.0'" in text and 're-run `pi05-moe convert' in text and '\n' not in text
 
 
 def test_truncated_bag_is_detected_by_the_reader(bags):
@@ -237,7 +305,7 @@ def test_cli_convert_and_refuses_to_overwrite(bags, tmp_path, capsys):
                      '--no-progress', '--fps', '25']) == 0
     printed = capsys.readouterr().out
     assert '1 episodes' in printed and '1 skipped' in printed and 'd_truncated' in printed
-    assert json.loads((out / 'meta/info.json').read_text())['fps'] == 25.0
+    assert json.loads((out / 'meta/info.json').read_text())['fps'] == 25
     assert cli.main(['convert', str(bags['hot']), '--out', str(out), '--no-progress']) == 2
     assert 'exists' in capsys.readouterr().err
     assert cli.main(['convert', str(bags['hot']), '--out', str(out), '--no-progress',
@@ -260,5 +328,7 @@ def test_config_yaml_overrides(bags, tmp_path):
     with pytest.raises(ValueError, match="unknown parameter 'extract.fsp'"):
         config_from_args(parser.parse_args(['x', '--out', 'y', '--config',
                                             str(tmp_path / 'bad.yaml')]))
-    with pytest.raises(ValueError, match='png_compression=12'):
-        ConvertConfig(png_compression=12)
+    (tmp_path / 'old.yaml').write_text('png_compression: 3\n')  # the PNG layout's option
+    with pytest.raises(ValueError, match="unknown parameter 'png_compression'"):
+        config_from_args(parser.parse_args(['x', '--out', 'y', '--config',
+                                            str(tmp_path / 'old.yaml')]))

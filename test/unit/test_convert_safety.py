@@ -8,7 +8,7 @@
   file and the cause, never a traceback (item 12). The read-only and full-disk cases use real
   tmpfs mounts in a private mount namespace (``private_mount.py``: as root, chmod does not stop
   writes); one more case raises the real ENOSPC OSError from ``Path.write_bytes``, the lowest
-  file-system call of the image writer, with monkeypatch.
+  file-system call of the video writer (an episode's segment), with monkeypatch.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from private_mount import run_with_tmpfs, unshare_flags
 from pi05_moe_bringup import cli
 from pi05_moe_training.bags.reader import BagError, BagReader
 from pi05_moe_training.dataset.convert import ConvertError, convert
+from pi05_moe_training.dataset.episodes import read_episodes
 from pi05_moe_training.dataset.extract import ExtractConfig, read_episode
 
 needs_mounts = pytest.mark.skipif(unshare_flags() is None,
@@ -87,13 +88,13 @@ def test_overwrite_replaces_only_after_success(bags, old_dataset):
 
 
 def test_a_write_failure_leaves_the_old_dataset_intact(bags, old_dataset, monkeypatch):
-    """ENOSPC raised by Path.write_bytes (the PNG writer's file-system call) while the new
+    """ENOSPC raised by Path.write_bytes (the segment writer's file-system call) while the new
     dataset is written: one ConvertError naming the file and the cause; the old one survives."""
     out, before = old_dataset
     real = Path.write_bytes
 
     def full_disk(self, data):
-        if self.suffix == '.png' and '.converting-' in str(self):
+        if self.suffix == '.mp4' and '.converting-' in str(self):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
         return real(self, data)
 
@@ -102,7 +103,7 @@ def test_a_write_failure_leaves_the_old_dataset_intact(bags, old_dataset, monkey
         convert([bags['other']], out, overwrite=True, progress=False)
     text = str(caught.value)
     assert f'{out} is unchanged' in text and 'No space left on device' in text
-    assert '.png' in text and 'disk is full' in text and '\n' not in text
+    assert '.mp4' in text and 'disk is full' in text and '\n' not in text
     monkeypatch.undo()
     assert tree(out) == before
     assert sorted(p.name for p in out.parent.iterdir()) == ['ds']
@@ -121,7 +122,7 @@ def test_a_killed_recording_is_salvaged_and_says_how_much_was_kept(bags, tmp_pat
     assert cli.main(['convert', str(bags['killed']), '--out', str(out), '--no-progress']) == 0
     printed = capsys.readouterr().out
     assert f'salvaged {bags["killed"]}: salvaged {kept} messages' in printed
-    episode, = [json.loads(x) for x in (out / 'meta/episodes.jsonl').read_text().splitlines()]
+    episode, = read_episodes(out)
     assert episode['salvaged'].startswith(f'salvaged {kept} messages')
     assert episode['tasks'] == ['lift the red cube']  # from the prompt topic: no metadata left
     assert 50 < episode['length'] <= 295  # at most the 6 s recorded (the 9 Hz camera ends it)
@@ -168,7 +169,7 @@ def test_full_disk_is_one_line_and_keeps_the_old_dataset(bags, old_dataset, tmp_
     mount = tmp_path / 'small'
     mount.mkdir()
     pages = sum(-(-max(len(v), 1) // 4096) for v in before.values())  # tmpfs: 4 KiB pages
-    size = (pages + 64) * 4096  # the old dataset and 256 KiB more, less than a new copy
+    size = (pages + pages // 2) * 4096  # the old dataset and half as much: no new copy fits
     proc = run_with_tmpfs(
         mount, f'size={size}',
         f'{_convert_cmd(bags["good"], mount / "ds", "--overwrite")}; rc=$?; '

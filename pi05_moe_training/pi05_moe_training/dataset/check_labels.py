@@ -2,7 +2,8 @@
 
 The checker of seed 001: it checks that meta/info.json and meta/modality.json declare the camera
 labels, that every parquet file has the label columns (annotation.camera.<expert>_active, 0/1),
-then prints the distribution of the first episode, each episode, and the whole dataset with the
+then prints the distribution (per episode, by the episode_index column: a LeRobot v3.0 file holds
+several episodes) of the first episode, each episode, and the whole dataset with the
 balance between experts. Exit status: 0 when the labels are present (imbalance only warns),
 1 when they (or the dataset's files) are missing or malformed, 2 when DIR does not exist.
 
@@ -57,9 +58,9 @@ def check(root: Path, max_episodes: int = 20, max_imbalance: float = 50.0) -> in
     _print(lines)
 
     print('\n2. Checking parquet files...')
-    files = sorted(root.glob('data/chunk-*/episode_*.parquet'))
+    files = sorted(root.glob('data/chunk-*/*.parquet'))
     if not files:
-        print('  ✗ no data/chunk-*/episode_*.parquet files')
+        print('  ✗ no data/chunk-*/*.parquet files')
         return _finish(problems + ['no parquet files'])
     lines, expected = _columns_report(pq.read_schema(files[0]).names, declared)
     _print(lines)
@@ -70,15 +71,18 @@ def check(root: Path, max_episodes: int = 20, max_imbalance: float = 50.0) -> in
     per_episode: list[tuple[str, int, dict[str, int]]] = []
     for path in files:
         try:
-            table = pq.read_table(path, columns=expected)
+            table = pq.read_table(path, columns=[*expected, 'episode_index'])
         except Exception as exc:  # noqa: BLE001 - a column missing in one file, a bad file
             problems.append(f'{path.name}: {exc}')
             print(f'  ✗ {path}: {exc}')
             continue
-        columns = {c: table.column(c).to_numpy(zero_copy_only=False) for c in expected}
-        counts, bad = _label_counts(columns, cams)
-        problems += [f'{path.name}: {c} has values other than 0/1' for c in bad]
-        per_episode.append((path.stem.removeprefix('episode_'), table.num_rows, counts))
+        episode = table.column('episode_index').to_numpy()  # (N,) several episodes a file
+        for index in np.unique(episode):
+            rows = episode == index
+            columns = {c: table.column(c).to_numpy(zero_copy_only=False)[rows] for c in expected}
+            counts, bad = _label_counts(columns, cams)
+            problems += [f'episode {index}: {c} has values other than 0/1' for c in bad]
+            per_episode.append((f'{int(index):06d}', int(rows.sum()), counts))
     if not per_episode:
         return _finish(problems)
 

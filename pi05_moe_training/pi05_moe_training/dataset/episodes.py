@@ -27,48 +27,58 @@ import numpy as np
 from pi05_moe_training.dataset import layout
 from pi05_moe_training.dataset.labels import label_column
 from pi05_moe_training.dataset.stats import load_stats
+from pi05_moe_training.dataset.video import FrameReader, unpack
 
-__all__ = ['EpisodeDataset', 'load_image', 'load_stats']
+__all__ = ['EpisodeDataset', 'load_stats', 'read_episodes', 'read_tasks']
 
 
-def load_image(path: Path) -> np.ndarray:
-    """A stored frame: (H, W, 3) uint8 RGB, or (H, W) uint8/uint16 grey (16-bit kept)."""
-    import cv2
+def read_episodes(root: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``meta/episodes/*/*.parquet`` (flat columns, without ``stats/``), in
+    episode order."""
+    import pyarrow.parquet as pq
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise FileNotFoundError(f'{path}: missing or unreadable image')
-    if image.ndim == 3:
-        return np.ascontiguousarray(image[..., 2::-1])  # BGR(A) -> RGB
-    return image
+    rows = []
+    for path in sorted(Path(root).glob('meta/episodes/chunk-*/file-*.parquet')):
+        schema = pq.read_schema(path)
+        columns = [c for c in schema.names if not c.startswith('stats/')]
+        rows += pq.read_table(path, columns=columns).to_pylist()
+    if not rows:
+        raise FileNotFoundError(f'{root}: no meta/episodes/chunk-*/file-*.parquet')
+    return sorted(rows, key=lambda r: r['episode_index'])
+
+
+def read_tasks(root: str | Path) -> dict[int, str]:
+    """task_index -> task (the prompt) from ``meta/tasks.parquet``."""
+    import pandas as pd
+
+    tasks = pd.read_parquet(Path(root) / layout.TASKS)
+    return {int(i): str(task) for task, i in zip(tasks.index, tasks['task_index'])}
 
 
 class EpisodeDataset:
     """Frames of a ``pi05-moe convert`` dataset with future action chunks.
 
     Args:
-        root: the dataset directory.
+        root: the dataset directory (LeRobot v3.0; an older layout raises
+            :class:`~pi05_moe_training.dataset.layout.DatasetVersionError`).
         horizon: action chunk length (rows of ``actions``).
         cameras: cameras to load; default: the base and expert cameras (always present).
             Optional cameras (e.g. ``l515_depth``) may be absent in some frames; they are then
             left out of ``images``.
-        load_images: False skips image files (state/action-only uses, fast).
+        load_images: False skips the videos (state/action-only uses, fast).
     """
 
     def __init__(self, root: str | Path, *, horizon: int = 50, cameras: list[str] | None = None,
                  load_images: bool = True):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.root = Path(root)
         if horizon < 1:
             raise ValueError(f'horizon={horizon!r}: expected >= 1')
-        info_path = self.root / layout.INFO
-        if not info_path.is_file():
-            raise FileNotFoundError(f'{info_path}: not a dataset from `pi05-moe convert`')
-        self.info: dict[str, Any] = layout.read_json(info_path)
-        self.episodes = layout.read_jsonl(self.root / layout.EPISODES)
-        self.tasks = {t['task_index']: t['task']
-                      for t in layout.read_jsonl(self.root / layout.TASKS)}
+        self.info: dict[str, Any] = layout.read_info(self.root)
+        self.episodes = read_episodes(self.root)
+        self.tasks = read_tasks(self.root)
         self.horizon = horizon
         self.load_images = load_images
         roles = self.info['camera_roles']
@@ -79,18 +89,25 @@ class EpisodeDataset:
         unknown = [c for c in self.cameras if c not in available]
         if unknown:
             raise ValueError(f'cameras {unknown} not in {self.root} (available: {available})')
-
+        self._reader = FrameReader()
+        files = sorted(self.root.glob('data/chunk-*/file-*.parquet'))
+        table = pa.concat_tables([pq.read_table(f) for f in files]).sort_by('index')
+        bounds = np.cumsum([0] + [int(e['length']) for e in self.episodes])  # (E + 1,)
+        if table.num_rows != bounds[-1]:
+            raise ValueError(f'{self.root}: the data files hold {table.num_rows} frames, the '
+                             f'episodes {bounds[-1]}')
+        state, action = _matrix(table.column(layout.STATE)), _matrix(table.column(layout.ACTION))
+        wanted = ['timestamp', 'task_index', *[label_column(e) for e in self.experts],
+                  *[layout.present_key(c) for c in self.cameras
+                    if layout.present_key(c) in table.column_names]]
+        columns = {k: table.column(k).to_numpy() for k in wanted}
         self._state: list[np.ndarray] = []  # per episode (T, D) float32
         self._action: list[np.ndarray] = []  # per episode (T, A) float32
         self._columns: list[dict[str, np.ndarray]] = []  # per episode: other columns
-        for ep in self.episodes:
-            table = pq.read_table(self.root / layout.data_file(ep['episode_index']))
-            self._state.append(_matrix(table.column(layout.STATE)))
-            self._action.append(_matrix(table.column(layout.ACTION)))
-            wanted = ['timestamp', 'task_index', *[layout.image_key(c) for c in self.cameras],
-                      *[label_column(e) for e in self.experts]]
-            self._columns.append({k: table.column(k).to_numpy(zero_copy_only=False)
-                                  for k in wanted})
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            self._state.append(state[a:b])
+            self._action.append(action[a:b])
+            self._columns.append({k: v[a:b] for k, v in columns.items()})
         lengths = [len(s) for s in self._state]
         # (N, 2): the (episode, frame) of every dataset index
         self._frames = np.array([(e, t) for e, n in enumerate(lengths) for t in range(n)],
@@ -140,12 +157,7 @@ class EpisodeDataset:
         actions = self._action[episode]  # (T, A)
         rows = np.arange(t, t + self.horizon)  # (horizon,)
         pad = rows >= actions.shape[0]  # (horizon,)
-        images = {}
-        if self.load_images:
-            for camera in self.cameras:
-                rel = cols[layout.image_key(camera)][t]
-                if rel:
-                    images[camera] = load_image(self.root / rel)
+        images = self.frame_images(episode, t) if self.load_images else {}
         return {
             'images': images,
             'state': self._state[episode][t].copy(),
@@ -157,6 +169,24 @@ class EpisodeDataset:
             'frame_index': t,
             'timestamp': float(cols['timestamp'][t]),
         }
+
+
+    def frame_images(self, episode: int, t: int) -> dict[str, np.ndarray]:
+        """camera -> frame t of ``episode`` (absent optional cameras left out)."""
+        row, cols = self.episodes[episode], self._columns[episode]
+        images = {}
+        for camera in self.cameras:
+            present = cols.get(layout.present_key(camera))
+            if present is not None and not present[t]:
+                continue
+            key = layout.image_key(camera)
+            prefix = f'videos/{key}/'
+            path = self.root / layout.video_file(key, row[prefix + 'chunk_index'],
+                                                 row[prefix + 'file_index'])
+            rgb = self._reader.frame(path, row[prefix + 'from_timestamp'] + t / self.fps,
+                                     self.fps)
+            images[camera] = unpack(rgb, self.info['features'][key]['info']['encoding'])
+        return images
 
 
 def _matrix(column) -> np.ndarray:

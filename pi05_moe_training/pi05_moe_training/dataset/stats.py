@@ -1,8 +1,10 @@
-"""Per-dimension statistics of a dataset's state and action (``meta/stats.json``). Pure numpy.
+"""Per-dimension statistics of a dataset's features (``meta/stats.json``). Pure numpy.
 
 The policy's quantile normalisation maps q01 -> -1 and q99 -> +1 per dimension (PI0.5); mean and
-std serve z-score normalisation; min and max are for inspection. Quantiles are exact over all
-frames of all episodes.
+std serve z-score normalisation; min and max are for inspection. Quantiles (q01, q10, q50, q90,
+q99, as LeRobot writes them) are exact over all frames of all episodes. Image stats are LeRobot's:
+per channel, shape (3, 1, 1), of the frames as LeRobot decodes them (rgb24 / 255), exact from
+256-bin histograms of every stored frame.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-STAT_KEYS = ('mean', 'std', 'min', 'max', 'q01', 'q99')
+STAT_KEYS = ('mean', 'std', 'min', 'max', 'q01', 'q99')  # what loading requires
+QUANTILES = {'q01': 0.01, 'q10': 0.10, 'q50': 0.50, 'q90': 0.90, 'q99': 0.99}
 STATS_FILE = Path('meta') / 'stats.json'
 
 
@@ -21,16 +24,42 @@ def compute_stats(values: np.ndarray) -> dict[str, np.ndarray]:
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] == 0:
         raise ValueError(f'compute_stats: expected (N, D) with N > 0, got {values.shape}')
-    q01, q99 = np.quantile(values, [0.01, 0.99], axis=0)  # (D,) each
+    quantiles = np.quantile(values, list(QUANTILES.values()), axis=0)  # (5, D)
     return {
         'mean': values.mean(axis=0),
         'std': values.std(axis=0),
         'min': values.min(axis=0),
         'max': values.max(axis=0),
-        'q01': q01,
-        'q99': q99,
+        **dict(zip(QUANTILES, quantiles)),
         'count': np.array([values.shape[0]]),
     }
+
+
+def channel_histogram(frame: np.ndarray) -> np.ndarray:
+    """(C, 256) counts of each uint8 value per channel of one (H, W, C) frame."""
+    channels = frame.shape[2]
+    offset = (np.arange(channels, dtype=np.int64) * 256)  # (C,)
+    flat = frame.reshape(-1, channels).astype(np.int64) + offset  # (H*W, C)
+    return np.bincount(flat.ravel(), minlength=256 * channels).reshape(channels, 256)
+
+
+def histogram_stats(hist: np.ndarray, frames: int) -> dict[str, np.ndarray]:
+    """LeRobot image stats from (C, 256) uint8 counts: each (C, 1, 1) in [0, 1]; count (1,)."""
+    hist = np.asarray(hist, dtype=np.float64)
+    levels = np.arange(256) / 255.0  # (256,)
+    total = hist.sum(axis=1)  # (C,)
+    mean = hist @ levels / total
+    std = np.sqrt(np.maximum(hist @ levels ** 2 / total - mean ** 2, 0.0))
+    cdf = np.cumsum(hist, axis=1) / total[:, None]  # (C, 256)
+    present = hist > 0
+    out = {'mean': mean, 'std': std,
+           'min': levels[present.argmax(axis=1)],
+           'max': levels[255 - present[:, ::-1].argmax(axis=1)]}
+    for key, q in QUANTILES.items():  # the lower value at which the cdf reaches q
+        out[key] = levels[(cdf < q - 1e-12).sum(axis=1)]
+    out = {k: v.reshape(-1, 1, 1) for k, v in out.items()}
+    out['count'] = np.array([frames])
+    return out
 
 
 def chunk_action_values(state: np.ndarray, action: np.ndarray, horizon: int,

@@ -46,11 +46,10 @@ class TrainDataset(Dataset):
         self.oversample_start_s = oversample_start_s
         self.oversample_factor = oversample_factor
         self.index = np.zeros(0, np.int64)  # sample -> frame, set by bind
-        info_path = self.root / layout.INFO
-        if not info_path.is_file():
+        if not (self.root / layout.INFO).is_file():
             raise ValueError(f'{str(self.root)!r} is not a dataset from `pi05-moe convert` '
                              f'(no {layout.INFO})')
-        self.info = layout.read_json(info_path)
+        self.info = layout.read_info(self.root)  # DatasetVersionError for an old layout
         self.stats = load_stats(self.root)
         self.frames: EpisodeDataset | None = None
         self.transform: Any = None
