@@ -206,3 +206,34 @@ def test_worker_failure_is_reported_not_swallowed(tmp_path):
     with pytest.raises(BagWriterError, match='failed'):
         rec.stop()
     assert not rec.recording
+
+
+def test_zstd_chunk_compression_round_trip_and_config(tmp_path):
+    """compression='zstd': MCAP chunks compressed (issue #18 item 11), same messages back,
+    metadata.yaml as rosbag2 writes it for MCAP storage compression; bad values are refused."""
+    store = make_typestore()
+    sizes = {}
+    for compression in ('none', 'zstd'):
+        writer = BagWriter(tmp_path / compression, store, compression=compression)
+        writer.add_topic('/chatter', 'std_msgs/msg/String')
+        for i in range(2000):  # compressible: one repeated text
+            writer.write('/chatter', 1_000 + i, cdr(store, f'hello {i % 10} ' * 20))
+        writer.close()
+        mcap, = (tmp_path / compression).glob('*.mcap')
+        sizes[compression] = mcap.stat().st_size
+        with BagReader(tmp_path / compression) as bag:
+            texts = [m.data for _, _, m in bag.messages(['/chatter'])]
+        assert texts == [f'hello {i % 10} ' * 20 for i in range(2000)]
+        info = yaml.safe_load((tmp_path / compression / 'metadata.yaml').read_text())
+        assert info['rosbag2_bagfile_information']['compression_mode'] == ''
+    assert sizes['zstd'] < sizes['none'] / 5, sizes
+    assert b'zstd' in next((tmp_path / 'zstd').glob('*.mcap')).read_bytes()
+    with pytest.raises(BagWriterError, match="compression='lz5'"):
+        BagWriter(tmp_path / 'bad', store, compression='lz5')
+    with pytest.raises(BagWriterError, match="needs storage='mcap', not 'sqlite3'"):
+        BagWriter(tmp_path / 'bad2', store, storage='sqlite3', compression='zstd')
+    with pytest.raises(ValueError, match="compression='gzip'"):
+        RecorderConfig(compression='gzip')
+    with pytest.raises(ValueError, match="compression='zstd'"):
+        RecorderConfig(storage='sqlite3', compression='zstd')
+    assert RecorderConfig(compression='zstd').compression == 'zstd'

@@ -69,3 +69,40 @@ def test_cli_records_the_chosen_layout_and_rejects_an_unknown_one(tmp_path, caps
     assert cli(['sim-demos', '--out', str(tmp_path / 'more'), '--layout', 'grid']) == 2
     assert "layout='grid'" in capsys.readouterr().err
     assert not (tmp_path / 'more').exists()
+
+
+def test_sim_bags_are_stamped_at_the_recording_date(demos):
+    """Sim time starts at 0; sim-demos adds the wall-clock second each episode started, so
+    `ros2 bag info` shows today's date, and the notes say the offset (issue #18 item 11)."""
+    import re
+    import time
+
+    summaries, report, _ = demos
+    for summary in summaries:
+        with BagReader(summary.path) as bag:
+            start_s, meta = bag.info.start_ns * 1e-9, bag.episode_meta()
+            stamps = [m.header.stamp.sec for _, _, m in bag.messages(['/joint_states'])]
+        offset = int(re.search(r'sim_time_offset_s=(\d+)', meta.notes)[1])
+        assert abs(start_s - time.time()) < 3600 and abs(offset - start_s) < 60
+        assert offset <= stamps[0] < offset + 60  # header stamps carry the same offset
+    assert not report.skipped  # and the converter takes them as they are
+
+
+def test_zstd_chunk_compression_is_smaller_and_reads_the_same(tmp_path, capsys):
+    sim = SimConfig(image_width=48, image_height=48, thermal_width=32, thermal_height=24)
+    bags = {}
+    for compression in ('none', 'zstd'):
+        cfg = SimDemoConfig(episodes=1, hold_s=0.0, compression=compression, wall_stamps=False)
+        summary, = record_demos(tmp_path / compression, cfg, sim, progress=False)
+        bags[compression] = summary.path
+    sizes = {c: sum(f.stat().st_size for f in p.glob('*.mcap')) for c, p in bags.items()}
+    assert sizes['zstd'] < 0.8 * sizes['none'], sizes
+    assert b'zstd' in next(bags['zstd'].glob('*.mcap')).read_bytes()  # the chunks' compression
+    messages = {}
+    for compression, path in bags.items():
+        with BagReader(path) as bag:
+            messages[compression] = [(t, s, bytes(d)) for t, s, d in bag.raw_messages()]
+    assert messages['zstd'] == messages['none'] and len(messages['none']) > 100
+    assert cli(['sim-demos', '--out', str(tmp_path / 'bad'), '--episodes', '1',
+                '--compression', 'zstd', '--storage', 'sqlite3']) == 2
+    assert "storage='mcap'" in capsys.readouterr().err

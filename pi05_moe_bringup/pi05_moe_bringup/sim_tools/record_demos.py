@@ -6,10 +6,13 @@ types, encodings and rates sim_node publishes:
   /joint_states every control step, /l515/color/image_raw + /l515/depth/image_rect_raw and
   /wrist/image_raw at 30 Hz, /thermal/image_raw (mono16 centi-K) at 9 Hz, /pi05_moe/prompt,
   and the expert's joint targets on /arm_controller/commands (Float64MultiArray) = the actions.
-Stamps and bag times are sim time. Each control step k observes the robot at t_k, then commands
-the expert's target for the next period at t_k, so the converter pairs observation k with
-command k. The metadata holds the prompt, task, success (the sim's own test), the operator
-"scripted_expert" and the camera roles. Tasks alternate; episode i uses seed --seed + i.
+Stamps and bag times are sim time plus the wall-clock second the episode started (so
+`ros2 bag info` and Foxglove show the recording date; the notes say sim_time_offset_s;
+--sim-stamps keeps raw sim time, which starts at 0 and shows as 1970).
+Each control step k observes the robot at t_k, then commands the expert's target for the next
+period at t_k, so the converter pairs observation k with command k. The metadata holds the
+prompt, task, success (the sim's own test), the operator "scripted_expert" and the camera
+roles. Tasks alternate; episode i uses seed --seed + i.
 
 Example:
   pi05-moe sim-demos --out bags/sim --episodes 20
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,12 +57,19 @@ class SimDemoConfig:
     hold_s: float = param(0.5, 'seconds recorded after the expert\'s plan ends')
     depth: bool = param(True, 'also record /l515/depth/image_rect_raw (16UC1 mm)')
     storage: str = param('mcap', "'mcap' or 'sqlite3'")
+    compression: str = param('none', "'zstd': compress MCAP chunks (smaller bags, a little CPU)")
+    wall_stamps: bool = param(True, 'stamp each episode at sim time + the wall-clock second it '
+                              'started (tools show the recording date, not 1970); the notes '
+                              'say the offset (sim_time_offset_s)')
 
     def __post_init__(self):
         check(bool(self.tasks), self, 'tasks', 'at least one task')
         check(self.episodes >= 1, self, 'episodes', '>= 1')
         check(self.seed >= 0, self, 'seed', '>= 0')
         check(self.hold_s >= 0, self, 'hold_s', '>= 0')
+        check(self.compression in ('none', 'zstd'), self, 'compression', "'none' or 'zstd'")
+        check(self.compression == 'none' or self.storage == 'mcap', self, 'compression',
+              "'none' with storage='sqlite3' (zstd compresses MCAP chunks: storage='mcap')")
 
 
 class _Messages:
@@ -115,7 +126,7 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
     recorder = EpisodeRecorder(
         out_dir, EpisodeMeta(robot='pi05_moe_sim', operator='scripted_expert',
                              joint_names=list(JOINT_NAMES)),
-        store, storage=cfg.storage, prefix='sim')
+        store, storage=cfg.storage, compression=cfg.compression, prefix='sim')
     images = {'l515': topics.L515_COLOR, 'wrist': topics.WRIST_IMAGE,
               'thermal': topics.THERMAL_IMAGE}
     for topic in [*images.values(), STATE_TOPIC] + ([topics.L515_DEPTH] if cfg.depth else []):
@@ -134,14 +145,15 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
         for i in bar:
             task = robot.reset(task=cfg.tasks[i % len(cfg.tasks)], seed=cfg.seed + i)
             expert.reset(task.target)
-            start = robot.clock
+            offset = float(int(time.time())) if cfg.wall_stamps else 0.0  # s, whole seconds
+            start = robot.clock + offset
             recorder.write(PROMPT_TOPIC, sec_to_ns(start), msgs.string(task.prompt))
             recorder.start(sec_to_ns(start), prompt=task.prompt, task=task.name, success=None,
                            notes=f'seed={robot.seed} layout={sim_config.layout} '
-                           f'target={task.target}')
+                           f'target={task.target} sim_time_offset_s={offset:.0f}')
             schedules = {cam: RateSchedule(hz, start=start) for cam, hz in rates.items()}
             for _ in range(int(round((expert.duration + cfg.hold_s) / dt))):
-                now = robot.clock
+                now = robot.clock + offset
                 header = msgs.header(now)
                 state = robot.joint_state()
                 _write(recorder, STATE_TOPIC, now, msgs.joint_state(
@@ -185,6 +197,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(two fixed places, the shipped checkpoint's)")
     parser.add_argument('--no-depth', action='store_true', help='do not record L515 depth')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--compression', choices=('zstd', 'none'), default='none',
+                        help='zstd: compress MCAP chunks (default: none)')
+    parser.add_argument('--sim-stamps', action='store_true',
+                        help='stamp with raw sim time (starts at 0, tools show 1970) instead of '
+                        'sim time + the wall-clock second each episode started')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
@@ -193,7 +210,8 @@ def main(args: argparse.Namespace) -> int:
         from pi05_moe_bringup.sim.config import SimConfig
 
         cfg = SimDemoConfig(episodes=args.episodes, seed=args.seed, depth=not args.no_depth,
-                            storage=args.storage,
+                            storage=args.storage, compression=args.compression,
+                            wall_stamps=not args.sim_stamps,
                             **({'tasks': args.tasks} if args.tasks else {}))
         summaries = record_demos(args.out, cfg, SimConfig(layout=args.layout),
                                  progress=not args.no_progress)

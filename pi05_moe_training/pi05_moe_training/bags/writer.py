@@ -3,7 +3,10 @@
 Producers (ROS callbacks, the simulator loop) call :meth:`BagWriter.write` with already
 serialised CDR bytes (``rclpy.serialization.serialize_message`` or a raw subscription) or with a
 ``rosbags`` message object; the call only appends to a queue. A worker thread owns the ``rosbags``
-``Writer`` (MCAP by default, sqlite3 on request), serialises message objects and writes. The queue
+``Writer`` (MCAP by default, sqlite3 on request), serialises message objects and writes. MCAP
+chunks can be zstd-compressed (``compression='zstd'``: MCAP's own chunk compression, which
+``ros2 bag``, Foxglove and the MCAP tools read; metadata.yaml keeps compression_mode empty, as
+rosbag2's own MCAP storage compression does). The queue
 is bounded in bytes: when the disk falls that far behind, new messages are dropped and counted
 (never blocking the producer), and :attr:`BagWriter.dropped` reports them.
 
@@ -30,12 +33,13 @@ from rosbags.interfaces import (
     QosReliability,
     QosTime,
 )
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
 from pi05_moe_training.bags.episode_meta import METADATA_MSGTYPE, METADATA_TOPIC, EpisodeMeta
 
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+COMPRESSIONS = ('none', 'zstd')  # MCAP chunk compression
 # metadata.yaml version 8 (custom_data, type hashes, offered QoS as a YAML string) is read by
 # every rosbag2 from Humble to Kilted; version 9's QoS lists make Humble's parser fail
 # ("yaml-cpp: bad conversion", rqt_bag issue #146), and the robot may run Humble.
@@ -102,13 +106,20 @@ class BagWriter:
         path: bag directory to create; must not exist.
         typestore: knows every message type that will be added (see :mod:`.typestore`).
         storage: 'mcap' (default) or 'sqlite3'.
+        compression: 'none' (default) or 'zstd' (MCAP chunks; needs storage='mcap').
         max_queue_bytes: messages waiting for the disk beyond this are dropped and counted.
     """
 
     def __init__(self, path: str | Path, typestore: Typestore, *, storage: str = 'mcap',
-                 max_queue_bytes: int = 1 << 30):
+                 max_queue_bytes: int = 1 << 30, compression: str = 'none'):
         if storage not in STORAGES:
             raise BagWriterError(f'storage={storage!r}: expected one of {sorted(STORAGES)}')
+        if compression not in COMPRESSIONS:
+            raise BagWriterError(f'compression={compression!r}: expected one of {COMPRESSIONS}')
+        if compression != 'none' and storage != 'mcap':
+            raise BagWriterError(f'compression={compression!r} compresses MCAP chunks: it needs '
+                                 f"storage='mcap', not {storage!r}")
+        self._compression = compression
         self.path = Path(path)
         self._store = typestore
         self._max_queue_bytes = int(max_queue_bytes)
@@ -243,6 +254,8 @@ class BagWriter:
         try:
             writer = Writer(self.path, version=BAG_VERSION,
                             storage_plugin=self._storage)
+            if self._compression == 'zstd':
+                writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
             writer.open()
         except Exception as exc:  # noqa: BLE001 - re-raised by __init__
             self._error = exc

@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--topics', nargs='+', help='topics to record (default: the standard '
                         'list, see config/record_topics.txt)')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), help='default: mcap')
+    parser.add_argument('--compression', choices=('zstd', 'none'),
+                        help='zstd: compress MCAP chunks (default: none)')
     parser.add_argument('--prefix', help='bag name prefix (default: episode)')
     parser.add_argument('--prompt', help='language instruction of the episodes')
     parser.add_argument('--task', help='task id of the episodes')
@@ -64,8 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def parameter_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The recorder parameters given on the command line (flat, dotted names)."""
     out: dict[str, Any] = {}
-    for name in ('out_dir', 'topics', 'storage', 'prefix', 'prompt', 'task', 'robot',
-                 'operator', 'base_camera', 'expert_cameras'):
+    for name in ('out_dir', 'topics', 'storage', 'compression', 'prefix', 'prompt', 'task',
+                 'robot', 'operator', 'base_camera', 'expert_cameras'):
         value = getattr(args, name)
         if value is not None:
             out[name] = value

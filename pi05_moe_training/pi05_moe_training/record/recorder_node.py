@@ -48,7 +48,7 @@ class RecorderNode(Node):
         self.cfg: RecorderConfig = declare_config(self, RecorderConfig)
         self.recorder = EpisodeRecorder(
             self.cfg.out_dir, self.cfg.episode_meta(), make_typestore(),
-            storage=self.cfg.storage, prefix=self.cfg.prefix,
+            storage=self.cfg.storage, compression=self.cfg.compression, prefix=self.cfg.prefix,
             max_queue_bytes=self.cfg.max_queue_mb << 20,
             expected_hz=parse_expected_hz(self.cfg.expected_hz),
             loss_warn_period_s=self.cfg.loss_warn_period_s)
