@@ -99,6 +99,31 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
     raise ValueError('\n'.join(lines))
 
 
+ADAPTER_CONFIG = 'lora/adapter_config.json'  # a LoRA training checkpoint (training/train/lora)
+
+# SigLIP's own level: transformers 5.5 names the tower's weights ``vision_model.encoder...``,
+# other versions ``encoder...``. Checkpoints store them without it.
+_TOWER = 'vision.vision_tower.'
+_TOWER_LEVEL = _TOWER + 'vision_model.'
+
+
+def canonical_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with SigLIP's names independent of the transformers version (no
+    ``vision_model.`` level under ``vision.vision_tower``)."""
+    return {(_TOWER + k[len(_TOWER_LEVEL):] if k.startswith(_TOWER_LEVEL) else k): v
+            for k, v in state.items()}
+
+
+def to_model_layout(state: dict[str, torch.Tensor], model: torch.nn.Module
+                    ) -> dict[str, torch.Tensor]:
+    """``state`` (either layout) under the names ``model``'s transformers version uses."""
+    state = canonical_state_dict(state)
+    if not any(k.startswith(_TOWER_LEVEL) for k in model.state_dict()):
+        return state
+    return {(_TOWER_LEVEL + k[len(_TOWER):] if k.startswith(_TOWER) else k): v
+            for k, v in state.items()}
+
+
 class Policy:
     """Transforms + ``Pi05Model`` + normalisation stats + tokenizer, behind ``infer``/``reset``.
 
@@ -157,31 +182,47 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = 'cpu', dtype: Any = None,
-             seed: int = 0, num_threads: int | str | None = None) -> Policy:
+             seed: int = 0, num_threads: int | str | None = None,
+             allow_adapters: bool = False) -> Policy:
+        """``allow_adapters``: read a LoRA training checkpoint's base weights and leave its
+        adapters (``lora/``) to the caller (training does); by default such a directory is
+        refused, since its policy without the adapters is not the trained one."""
         from safetensors.torch import load_file
 
         set_torch_threads(num_threads)
         d = Path(path)
         if not d.is_dir():
             raise ValueError(f'checkpoint {str(d)!r} is not a directory')
+        if (d / 'dcp').is_dir() and not (d / 'model.safetensors').is_file():
+            raise ValueError(f'checkpoint {str(d)!r} is sharded (--fsdp, weights in dcp/): '
+                             f'consolidate it with `pi05-moe export {d} --out DIR` and load DIR')
         for f in ('config.json', 'model.safetensors', 'norm_stats.json'):
             if not (d / f).is_file():
                 raise ValueError(f'checkpoint {str(d)!r} is missing {f}')
+        if (d / ADAPTER_CONFIG).is_file() and not allow_adapters:
+            raise ValueError(f'checkpoint {str(d)!r} holds LoRA adapters ({ADAPTER_CONFIG}) '
+                             'beside its base weights: merge them with `pi05-moe export '
+                             f'{d} --out DIR` and load DIR')
         cfg = config_from_checkpoint(json.loads((d / 'config.json').read_text()),
                                      str(d / 'config.json'))
         stats = NormStats.load(d / 'norm_stats.json')
         tokenizer = load_tokenizer(d)
-        state = load_file(str(d / 'model.safetensors'))
         with torch.random.fork_rng(devices=[]):
             model = Pi05Model(cfg.model)
+        state = to_model_layout(load_file(str(d / 'model.safetensors')), model)
         check_state_dict(model, state)
         model.load_state_dict(state)
         policy = cls(model, cfg.data, stats, tokenizer, seed=seed)
         return policy.to(device=device, dtype=_resolve_dtype(dtype))
 
-    def save(self, path: str | Path, weights_dtype: Any = None) -> Path:
+    def save(self, path: str | Path, weights_dtype: Any = None,
+             state_dict: dict[str, torch.Tensor] | None = None, weights: bool = True) -> Path:
         """Write the checkpoint directory; ``weights_dtype`` ('float16', 'bfloat16') stores the
-        floating-point weights in that dtype (half the size; :meth:`load` casts them back)."""
+        floating-point weights in that dtype (half the size; :meth:`load` casts them back).
+        ``state_dict``: the weights to write instead of the model's own (a LoRA run's base
+        weights, a sharded run's gathered ones). Names are written in the canonical layout
+        (``canonical_state_dict``). ``weights=False`` writes all but ``model.safetensors`` (a
+        sharded training checkpoint keeps its weights in ``dcp/``)."""
         from safetensors.torch import save_file
 
         store = _resolve_dtype(weights_dtype)
@@ -189,9 +230,12 @@ class Policy:
         d.mkdir(parents=True, exist_ok=True)
         meta = checkpoint_meta(self.config)
         (d / 'config.json').write_text(json.dumps(meta, indent=1))
-        state = {k: (v.to(store) if store is not None and v.is_floating_point() else v)
-                 .detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(d / 'model.safetensors'))
+        if weights:
+            source = self.model.state_dict() if state_dict is None else state_dict
+            state = {k: (v.to(store) if store is not None and v.is_floating_point() else v)
+                     .detach().cpu().contiguous()
+                     for k, v in canonical_state_dict(source).items()}
+            save_file(state, str(d / 'model.safetensors'))
         self.norm_stats.save(d / 'norm_stats.json')
         save_tokenizer(self.tokenizer, d)
         return d

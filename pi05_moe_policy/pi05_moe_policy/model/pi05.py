@@ -169,15 +169,17 @@ class Pi05Model(nn.Module):
         """
         b, c = images.shape[:2]
         t, d = self.config.num_image_tokens, self.config.vlm_width
-        out = torch.zeros(b, c, t, d, dtype=self.dtype, device=images.device)
         if images.device.type == 'meta':  # shape-only runs (FLOP counting): every camera
             idx = list(range(c))
         else:
             idx = torch.nonzero(image_masks.any(dim=0)).flatten().tolist()  # present cameras
-        if idx:
-            pix = images[:, idx].flatten(0, 1)  # (B*C', 3, S, S)
-            tok = self.vision(pix).view(b, len(idx), t, d)  # (B, C', T, D)
-            out[:, idx] = tok * image_masks[:, idx].to(tok.dtype)[:, :, None, None]
+        if not idx:
+            return torch.zeros(b, c, t, d, dtype=self.dtype, device=images.device)
+        pix = images[:, idx].flatten(0, 1)  # (B*C', 3, S, S)
+        tok = self.vision(pix).view(b, len(idx), t, d)  # (B, C', T, D)
+        # The tower's output dtype, not the weights': under autocast it is bf16 (issue #19).
+        out = torch.zeros(b, c, t, d, dtype=tok.dtype, device=images.device)
+        out[:, idx] = tok * image_masks[:, idx].to(tok.dtype)[:, :, None, None]
         return out
 
     def embed_prefix(self, batch: dict[str, torch.Tensor], cam_tokens: torch.Tensor) -> Prefix:

@@ -71,6 +71,7 @@ def build_policy(pre: Pretrained, camera_slots: str | None = None, use_moe: bool
     """The policy, with every pretrained tensor in place (checked key by key and shape by
     shape); ``overrides`` are flat config fields (e.g. ``vision_num_heads``)."""
     from pi05_moe_policy import Policy
+    from pi05_moe_policy.policy import to_model_layout
     from pi05_moe_policy.policy_config import make_policy_config
 
     mapped = map_state_dict(pre.tensors)
@@ -114,6 +115,8 @@ def build_policy(pre: Pretrained, camera_slots: str | None = None, use_moe: bool
                                     ) from None
     policy = Policy.from_config(cfg, norm_stats=_norm_stats(pre))
     ours = policy.model.state_dict()
+    # SigLIP's names in the installed transformers' layout (with or without `vision_model.`)
+    mapped.tensors = to_model_layout(mapped.tensors, policy.model)
     wrong = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(ours[k].shape)}'
              for k, v in mapped.tensors.items() if k in ours and tuple(v.shape) != ours[k].shape]
     extra = sorted(set(mapped.tensors) - set(ours))

@@ -4,6 +4,9 @@
                                (``Policy.save``), train_config.json, train_state.pt
     <out>/latest -> checkpoint-<step>   (a relative symlink, replaced atomically)
 
+A LoRA run adds ``lora/`` (``lora.py``); a sharded run keeps its weights and optimiser in
+``dcp/`` instead of ``model.safetensors`` and ``train_state.pt``'s optimiser (``sharded.py``).
+
 ``train_state.pt`` holds the step, the optimiser, every rank's RNG states (python, numpy,
 torch, CUDA), the data position (epoch, batch within the epoch) and each rank's parameter hash.
 The learning rate and routing weight are pure functions of the step (``schedules.py``), so
@@ -23,6 +26,20 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from pi05_moe_training.train.lora import (
+    base_state_dict,
+    has_adapters,
+    has_lora,
+    load_adapters,
+    merge_adapters,
+    save_adapters,
+)
+from pi05_moe_training.train.sharded import (
+    is_sharded_checkpoint,
+    load_consolidated,
+    policy_skeleton,
+)
 
 LATEST = 'latest'
 TRAIN_STATE = 'train_state.pt'
@@ -65,14 +82,30 @@ def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def save_checkpoint(out: str | Path, step: int, policy: Any, train_config: dict[str, Any],
-                    train_state: dict[str, Any], keep_last: int = 0) -> Path:
-    """Write ``checkpoint-<step>`` (rank 0 only), point ``latest`` at it, prune old ones."""
-    final = checkpoint_dir(out, step)
-    tmp = final.with_name(final.name + '.tmp')
-    if tmp.exists():
+def tmp_checkpoint_dir(out: str | Path, step: int, clear: bool = False) -> Path:
+    """Where ``checkpoint-<step>`` is written before the rename; ``clear`` empties it."""
+    tmp = Path(out) / f'checkpoint-{step}.tmp'
+    if clear and tmp.exists():
         shutil.rmtree(tmp)
-    policy.save(tmp)
+    return tmp
+
+
+def save_checkpoint(out: str | Path, step: int, policy: Any, train_config: dict[str, Any],
+                    train_state: dict[str, Any], keep_last: int = 0,
+                    sharded: bool = False) -> Path:
+    """Write ``checkpoint-<step>`` (rank 0 only), point ``latest`` at it, prune old ones.
+    ``sharded``: every rank has written its shards into the tmp directory already
+    (``sharded.save_sharded``); only the policy files without weights are added."""
+    final = checkpoint_dir(out, step)
+    tmp = tmp_checkpoint_dir(out, step, clear=not sharded)
+    if sharded:
+        policy.save(tmp, weights=False)
+    elif has_lora(policy.model):
+        policy.save(tmp, state_dict=base_state_dict(policy.model))  # unmerged: exact resume
+    else:
+        policy.save(tmp)
+    if has_lora(policy.model):
+        save_adapters(policy.model, tmp, weights=not sharded)
     (tmp / TRAIN_CONFIG).write_text(json.dumps(train_config, indent=1))
     torch.save({**train_state, 'step': step}, tmp / TRAIN_STATE)
     if final.exists():
@@ -120,6 +153,29 @@ def load_train_state(ckpt: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f'{str(ckpt)!r} has no {TRAIN_STATE}: not a training checkpoint')
     return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def load_training_policy(ckpt: str | Path) -> Any:
+    """A checkpoint as the training loop continues it: with its LoRA adapters when it has some;
+    a sharded one with fresh weights (``restore`` loads the shards once the model is
+    sharded)."""
+    from pi05_moe_policy import Policy
+
+    sharded = is_sharded_checkpoint(ckpt)
+    policy = policy_skeleton(ckpt) if sharded else Policy.load(ckpt, allow_adapters=True)
+    if has_adapters(ckpt):
+        load_adapters(policy.model, ckpt, weights=not sharded)
+    return policy
+
+
+def consolidated_policy(ckpt: str | Path) -> Any:
+    """Any training checkpoint as a plain policy (``pi05-moe export``): shards gathered, LoRA
+    adapters merged."""
+    policy = load_training_policy(ckpt)
+    if is_sharded_checkpoint(ckpt):
+        load_consolidated(policy, ckpt)
+    merge_adapters(policy.model)
+    return policy
 
 
 def load_train_config(ckpt: str | Path) -> dict[str, Any]:

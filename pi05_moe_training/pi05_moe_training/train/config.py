@@ -27,6 +27,8 @@ def parse_override(text: str) -> Any:
 
 
 FREEZABLE = ('vision', 'vlm', 'expert')
+# the Gemma projections (SigLIP's are q_proj, k_proj, v_proj, out_proj, fc1, fc2)
+LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
 
 
 @dataclass
@@ -48,6 +50,16 @@ class TrainConfig:
                           '(a new camera MoE) start fresh. --preset is then ignored')
     freeze: str = param('', 'comma-separated parts to keep fixed: vision (SigLIP + projector), '
                             'vlm (the Gemma prefix stream), expert (the action expert)')
+    lora: bool = param(False, 'LoRA (peft) on --lora-parts: their base weights freeze, adapters '
+                              'train; the camera MoE and the other parts train in full. '
+                              'Checkpoints keep the adapters apart; `pi05-moe export` merges them')
+    lora_rank: int = param(16, 'LoRA rank r')
+    lora_alpha: float = param(16.0, 'LoRA alpha (the update is scaled by alpha / rank)')
+    lora_dropout: float = param(0.0, 'dropout on the LoRA input')
+    lora_targets: list[str] = param(list(LORA_TARGETS), 'names of the Linear layers that get '
+                                    'adapters inside --lora-parts')
+    lora_parts: str = param('vlm,expert', 'comma-separated parts that get adapters: vision, '
+                                          'vlm, expert')
     preset: str = param('small', 'model preset: tiny | small | pi05_base')
     model_overrides: dict[str, str] = param(
         {}, 'ModelConfig / DataConfig field overrides as KEY=VALUE, VALUE in JSON '
@@ -90,9 +102,16 @@ class TrainConfig:
            'so policy_node feeds the committed prefix clean. 0 = off')
     # --- hardware ---
     device: str = param('auto', "'auto' (cuda when available), 'cpu' or 'cuda'")
-    bf16: bool = param(True, 'bf16 autocast on CUDA (CPU always trains in fp32)')
-    gradient_checkpointing: bool = param(False, 'recompute activations in backward on CUDA '
-                                                '(less memory, about a third slower; off on CPU)')
+    bf16: bool = param(True, 'bf16 autocast on CUDA (the CPU trains in fp32 unless --cpu-bf16)')
+    cpu_bf16: bool = param(False, 'bf16 autocast on the CPU too (only faster than fp32 on CPUs '
+                                  'with AMX or avx512_bf16)')
+    gradient_checkpointing: bool = param(False, 'recompute the SigLIP and Gemma layers in '
+                                                'backward (less activation memory, about a '
+                                                'third slower)')
+    fsdp: bool = param(False, 'under torchrun: shard parameters, gradients and optimiser state '
+                              'over the processes with FSDP2 (fully_shard) instead of DDP; '
+                              'checkpoints are sharded (torch.distributed.checkpoint), '
+                              '`pi05-moe export` consolidates them')
     num_workers: int = param(2, 'DataLoader worker processes per training process')
     # --- logging and checkpoints ---
     log_every: int = param(10, 'steps between TensorBoard scalars (averaged over the window)')
@@ -129,7 +148,26 @@ class TrainConfig:
               'oversample_start_s', 'a finite number of seconds >= 0')
         check(isinstance(self.oversample_factor, int) and self.oversample_factor >= 1, self,
               'oversample_factor', 'an int >= 1')
+        self._check_lora()
         self._check_model()
+
+    def _check_lora(self) -> None:
+        parts = [s.strip() for s in self.lora_parts.split(',') if s.strip()]
+        check(bool(parts) and all(p in FREEZABLE for p in parts), self, 'lora_parts',
+              f'a non-empty comma-separated subset of {", ".join(FREEZABLE)}')
+        check(isinstance(self.lora_rank, int) and self.lora_rank > 0, self, 'lora_rank',
+              'an int > 0')
+        check(_finite(self.lora_alpha) and self.lora_alpha > 0, self, 'lora_alpha',
+              'a finite number > 0')
+        check(_finite(self.lora_dropout) and 0 <= self.lora_dropout < 1, self, 'lora_dropout',
+              'a number in [0, 1)')
+        check(bool(self.lora_targets) and all(isinstance(t, str) and t.isidentifier()
+                                              for t in self.lora_targets),
+              self, 'lora_targets', 'one or more module names (e.g. q_proj v_proj)')
+
+    @property
+    def lora_part_names(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.lora_parts.split(',') if s.strip())
 
     def _check_model(self) -> None:
         """The preset and the override names; the values are validated by the policy's configs

@@ -9,6 +9,8 @@ simulator checkpoint was made:
       --out pi05_moe_policy/checkpoints/sim_small
 
 CHECKPOINT is a `Policy.load` directory or a `pi05-moe train` output directory (its `latest`).
+A `--lora` training checkpoint comes out with its adapters merged into the weights, and a
+sharded (`--fsdp`) one consolidated: either loads with `Policy.load`, without peft.
 Exit status: 0 on success, 2 when CHECKPOINT is not a checkpoint.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,14 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from pi05_moe_policy.checkpoints import load_policy, resolve_checkpoint
-    from pi05_moe_training.train.checkpointing import resolve_run_checkpoint
+    from pi05_moe_training.train.checkpointing import consolidated_policy, resolve_run_checkpoint
+    from pi05_moe_training.train.lora import has_adapters
+    from pi05_moe_training.train.sharded import is_sharded_checkpoint
 
     try:
         # every checkpoint form the nodes take: shipped:<name>, preset:<name>, a directory, or
         # a training output (its latest checkpoint)
         spec = resolve_checkpoint(args.checkpoint)
         source = spec if spec.startswith('preset:') else resolve_run_checkpoint(spec)
-        policy = load_policy(str(source))
+        if isinstance(source, Path) and (has_adapters(source) or is_sharded_checkpoint(source)):
+            policy = consolidated_policy(source)  # LoRA merged, shards gathered
+        else:
+            policy = load_policy(str(source))
         if args.noise_scale is not None:
             policy.set_noise_scale(args.noise_scale)
     except ValueError as exc:

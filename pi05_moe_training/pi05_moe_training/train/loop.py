@@ -43,9 +43,11 @@ from pi05_moe_training.train.checkpointing import (
     list_checkpoints,
     load_train_config,
     load_train_state,
+    load_training_policy,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    tmp_checkpoint_dir,
 )
 from pi05_moe_training.train.config import TrainConfig
 from pi05_moe_training.train.distributed import (
@@ -57,7 +59,15 @@ from pi05_moe_training.train.distributed import (
     shutdown_distributed,
 )
 from pi05_moe_training.train.logger import MetricWindow, TrainLogger, metric_keys, step_metrics
+from pi05_moe_training.train.lora import add_lora, has_lora, mark_trainable
 from pi05_moe_training.train.schedules import get_lr, routing_loss_weight
+from pi05_moe_training.train.sharded import (
+    full_tensor,
+    is_sharded_checkpoint,
+    load_sharded,
+    save_sharded,
+    shard_model,
+)
 from pi05_moe_training.train.torch_dataset import ResumableSampler, TrainDataset, make_loader
 
 log = logging.getLogger('pi05_moe.train')
@@ -108,13 +118,22 @@ def build_policy(cfg: TrainConfig, data: TrainDataset, resume_from: Path | None)
     from pi05_moe_policy import Policy
 
     if resume_from is not None:
-        policy = Policy.load(resume_from)
+        policy = load_training_policy(resume_from)  # with its adapters; sharded: no weights yet
     elif cfg.init:
         policy = init_from_checkpoint(cfg, data)
     else:
         model_cfg = cfg.model_config(data.robot_description())
         policy = Policy.from_config(model_cfg, seed=cfg.seed,
                                     norm_stats=data.norm_stats(model_cfg))
+    if has_lora(policy.model) and not cfg.lora:
+        raise ValueError(f'{resume_from} holds LoRA adapters: resume it with --lora')
+    if cfg.lora and not has_lora(policy.model):
+        torch.manual_seed(cfg.seed)
+        n = add_lora(policy.model, cfg)
+        print(f'train: --lora: rank {cfg.lora_rank} adapters on {n} layers of '
+              f'{cfg.lora_parts}')
+    if cfg.lora:
+        mark_trainable(policy.model, cfg.lora_part_names)
     freeze_parts(policy.model, cfg.frozen_parts)
     return policy
 
@@ -201,13 +220,21 @@ def resume_source(cfg: TrainConfig) -> Path | None:
     return resume_from
 
 
-def restore(resume_from: Path, cfg: TrainConfig, optimizer: torch.optim.Optimizer,
-            dist_info: DistInfo, batches_per_epoch: int) -> Position:
-    """Load the optimiser and the position of ``resume_from``; RNGs continue exactly when the
-    world size and dataset are unchanged, else the data order restarts at the next epoch."""
+def restore(resume_from: Path, cfg: TrainConfig, model: torch.nn.Module,
+            optimizer: torch.optim.Optimizer, dist_info: DistInfo, batches_per_epoch: int
+            ) -> Position:
+    """Load the optimiser (and, when sharded, the weights) and the position of
+    ``resume_from``; RNGs continue exactly when the world size and dataset are unchanged, else
+    the data order restarts at the next epoch."""
     warn_config_changes(load_train_config(resume_from), cfg)
     state = load_train_state(resume_from)
-    optimizer.load_state_dict(state['optimizer'])
+    if is_sharded_checkpoint(resume_from):
+        if not cfg.fsdp:
+            raise ValueError(f'{resume_from} is a sharded (--fsdp) checkpoint: resume it with '
+                             '--fsdp, or `pi05-moe export` it and start from that with --init')
+        load_sharded(resume_from, model, optimizer)
+    else:
+        optimizer.load_state_dict(state['optimizer'])
     pos = Position(state['step'], state['epoch'], state['batch_in_epoch'])
     if (state['world_size'], state['batches_per_epoch']) == (dist_info.world_size,
                                                              batches_per_epoch):
@@ -223,21 +250,20 @@ def restore(resume_from: Path, cfg: TrainConfig, optimizer: torch.optim.Optimize
 
 def setup_hardware(model: torch.nn.Module, cfg: TrainConfig, dist_info: DistInfo
                    ) -> tuple[torch.nn.Module, Any, bool]:
-    """Gradient checkpointing, TF32 and bf16 autocast on CUDA, DDP across processes.
+    """Gradient checkpointing, TF32 and bf16 autocast, DDP across processes (FSDP shards
+    before the optimiser is made: ``sharded.shard_model``).
     Returns (the model to call, the autocast context, whether bf16 is on)."""
     device = dist_info.device
-    if cfg.gradient_checkpointing and device.type == 'cuda':
+    if cfg.gradient_checkpointing:
         model.set_gradient_checkpointing(True)
-    elif cfg.gradient_checkpointing:
-        log.info('--gradient-checkpointing is ignored on %s', device)
     if device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    use_bf16 = cfg.bf16 and device.type == 'cuda'
-    autocast = (torch.autocast('cuda', dtype=torch.bfloat16) if use_bf16
+    use_bf16 = cfg.bf16 if device.type == 'cuda' else cfg.cpu_bf16
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16
                 else contextlib.nullcontext())
     ddp_model = model
-    if dist_info.enabled:
+    if dist_info.enabled and not cfg.fsdp:
         from torch.nn.parallel import DistributedDataParallel
 
         # The VLM's last-layer MLP and final norm never feed the action loss.
@@ -261,7 +287,9 @@ def train_step(ddp_model: torch.nn.Module, model: torch.nn.Module,
         loss, info = ddp_model(batch, **cfg.loss_kwargs(routing_loss_weight(step, cfg)))
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(
-        model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+        [p for p in model.parameters() if p.grad is not None],
+        cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+    grad_norm = full_tensor(grad_norm)  # a DTensor under FSDP
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return info, grad_norm, lr
@@ -274,6 +302,10 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
     policy = build_policy(cfg, data, resume_from)
     data.bind(policy)  # checks the dataset against the model; samples go through its transform
     model = policy.model.to(device).train()
+    if cfg.fsdp:
+        if not dist_info.enabled:
+            raise ValueError('--fsdp shards over the processes of torchrun (world size 1 here)')
+        shard_model(model)  # parameters become DTensor shards; the optimiser holds those
     optimizer = make_optimizer(model, cfg, device)
 
     # Where we are: a fresh start, or exactly where the checkpoint stopped.
@@ -285,15 +317,18 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
         raise ValueError(f'the dataset has {len(data)} samples: too few for batch_size='
                          f'{cfg.batch_size} x {dist_info.world_size} process(es)')
     if resume_from is not None:
-        pos = restore(resume_from, cfg, optimizer, dist_info, batches_per_epoch)
+        pos = restore(resume_from, cfg, model, optimizer, dist_info, batches_per_epoch)
     ddp_model, autocast, use_bf16 = setup_hardware(model, cfg, dist_info)
 
     experts = policy.expert_cameras if policy.model_config.use_camera_moe else ()
     window = MetricWindow(metric_keys(experts), device)
     logger = TrainLogger(out, dist_info, cfg.max_steps, pos.step, cfg.progress)
     global_batch = cfg.batch_size * dist_info.world_size
-    logger.write(f'training {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params on '
-                 f'{dist_info.world_size} x {device} ({"bf16" if use_bf16 else "fp32"}), '
+    total = sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.write(f'training {trained / 1e6:.1f}M of {total / 1e6:.1f}M params on '
+                 f'{dist_info.world_size} x {device} ({"bf16" if use_bf16 else "fp32"}'
+                 f'{", FSDP" if cfg.fsdp else ""}), '
                  f'{len(data)} samples, global batch {global_batch}, '
                  f'{batches_per_epoch} steps/epoch')
     last = resume_from
@@ -333,8 +368,21 @@ def _save(out: Path, pos: Position, policy: Any, cfg: TrainConfig,
     step, epoch, batch_in_epoch = pos.step, pos.epoch, pos.batch_in_epoch
     rngs = all_gather_objects(rng_state(), dist_info)
     hashes = all_gather_objects(parameter_hash(policy.model), dist_info) \
-        if dist_info.enabled else []
+        if dist_info.enabled and not cfg.fsdp else []
     path = out / f'checkpoint-{step}'
+    if cfg.fsdp:  # every rank writes its shards, then rank 0 adds the rest
+        if dist_info.is_main:
+            tmp_checkpoint_dir(out, step, clear=True)
+        barrier(dist_info)
+        save_sharded(policy.model, optimizer, tmp_checkpoint_dir(out, step))
+        barrier(dist_info)
+        if dist_info.is_main:
+            state = {'rng': rngs, 'epoch': epoch, 'batch_in_epoch': batch_in_epoch,
+                     'batches_per_epoch': batches_per_epoch, 'world_size': dist_info.world_size}
+            path = save_checkpoint(out, step, policy, cfg.to_dict(), state, cfg.keep_last,
+                                   sharded=True)
+        barrier(dist_info)
+        return path
     if dist_info.is_main:
         if len(set(hashes)) > 1:
             raise RuntimeError(f'DDP replicas diverged at step {step}: parameter hashes {hashes}')
