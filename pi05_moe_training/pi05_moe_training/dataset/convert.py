@@ -9,7 +9,7 @@ dataset that LeRobot 0.4.x-0.6.x loads as it is (layout: pi05_moe_training.datas
   videos/observation.images.<cam>/chunk-000/file-000.mp4
                                          colour: AV1 as LeRobot writes it; 16-bit thermal
                                          (centi-K) and depth (mm): lossless, split into the R and
-                                         G bytes of a PNG-coded video (info.json says how)
+                                         G bytes of a lossless H.264 video (info.json says how)
   meta/info.json, episodes/chunk-000/file-000.parquet, tasks.parquet, stats.json (incl. image
   stats), modality.json, conversion.json (what was skipped and why)
 Streams are aligned as-of by header stamp onto the control-rate grid; action[t] is the newest

@@ -26,7 +26,7 @@ at ``from_timestamp + t / fps`` in its camera's video file.
 Colour (and 8-bit grey) cameras are AV1 (libsvtav1, yuv420p, g=2, crf=30), LeRobot's default:
 lossy. 16-bit streams (thermal in centi-Kelvin, depth in mm) are carried losslessly and
 LeRobot-readable by :mod:`~pi05_moe_training.dataset.video`: the value split into the R (high
-byte) and G (low byte) channels of a PNG-coded rgb24 video; each such feature's ``info`` says
+byte) and G (low byte) channels of a lossless H.264 RGB video; each such feature's ``info`` says
 so (``carriage``, ``carriage_doc``, ``encoding``, ``unit``). Optional cameras (depth) absent in
 a frame are black there and ``image_present.<cam>`` is 0.
 

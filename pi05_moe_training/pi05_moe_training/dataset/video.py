@@ -7,9 +7,12 @@ rgb24:
 
 - colour and 8-bit grey: AV1 (libsvtav1, yuv420p, g=2, crf=30), LeRobot's default. Lossy.
 - 16-bit grey (thermal centi-Kelvin ``mono16``, depth millimetres ``16UC1``): split into bytes,
-  R = value >> 8, G = value & 255, B = 0, coded as PNG in rgb24: lossless, intra-only (every
-  frame a key frame), and rgb24 is what LeRobot decodes to. From LeRobot's float frames:
-  ``value = 256 * round(255 * R) + round(255 * G)``.
+  R = value >> 8, G = value & 255, B = 0, coded lossless H.264 RGB (libx264rgb, qp=0; the stream
+  is planar gbrp), which LeRobot decodes to rgb24 exactly. From LeRobot's float frames:
+  ``value = 256 * round(255 * R) + round(255 * G)``. Each new camera message starts a key frame
+  and its repeats (a 9 Hz camera on a 50 Hz grid) are P-frames that cost almost nothing, so the
+  video is about as large as the distinct frames and any frame decodes from its own message's
+  key frame (at most ``g`` frames back).
 
 A conversion encodes each episode's frames of a camera into one segment (:class:`SegmentEncoder`),
 then appends the segments into the chunked files (:class:`VideoConcatenator`, packet copy, no
@@ -41,15 +44,22 @@ class Carriage:
     options: tuple[tuple[str, str], ...]
     lossless: bool
     doc: str
+    key_on_change: bool = False  # a key frame at each new camera message
+    info_codec: str = ''  # the decoder's name LeRobot records as video.codec
+    info_pix_fmt: str = ''  # the stream's pixel format, when the encoder converts its input
 
 
 AV1 = Carriage('rgb24', 'libsvtav1', 'yuv420p',
                (('g', '2'), ('crf', '30'), ('preset', '12')), False,
-               'AV1 (libsvtav1, yuv420p, g=2, crf=30, preset=12) as LeRobot writes it; lossy')
-SPLIT16 = Carriage('uint16_split_rg', 'png', 'rgb24', (), True,
+               'AV1 (libsvtav1, yuv420p, g=2, crf=30, preset=12) as LeRobot writes it; lossy',
+               info_codec='av1')
+SPLIT16 = Carriage('uint16_split_rg', 'libx264rgb', 'rgb24',
+                   (('qp', '0'), ('g', '50'), ('bf', '0'), ('preset', 'veryfast'),
+                    ('forced-idr', '1')), True,
                    'lossless 16-bit: value = 256 * R + G (R = high byte, G = low byte, B = 0), '
-                   'PNG-coded rgb24; from LeRobot float frames in [0, 1]: '
-                   'value = 256 * round(255 * R) + round(255 * G)')
+                   'lossless H.264 RGB (libx264rgb qp=0); from LeRobot float frames in [0, 1]: '
+                   'value = 256 * round(255 * R) + round(255 * G)',
+                   key_on_change=True, info_codec='h264', info_pix_fmt='gbrp')
 COLOUR = ('rgb8', 'bgr8', 'rgba8', 'bgra8', '8UC3')
 SIXTEEN_BIT_UNITS = {'mono16': 'centi-Kelvin (deg C = (v - 27315) / 100)', '16UC1': 'mm'}
 # stored encoding -> carriage
@@ -121,11 +131,15 @@ class SegmentEncoder:
         return VideoError(f'cannot encode {width}x{height} frames as {self.carriage.codec}/'
                           f'{self.carriage.pix_fmt}: {exc}')
 
-    def add(self, frame: np.ndarray) -> None:
+    def add(self, frame: np.ndarray, new: bool = True) -> None:
+        """Encode the next frame; ``new``: it shows a new camera message (not a repeat)."""
         import av
 
+        video_frame = av.VideoFrame.from_ndarray(frame, format='rgb24')
+        if new and self.carriage.key_on_change:
+            video_frame.pict_type = av.video.frame.PictureType.I
         try:
-            for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+            for packet in self._stream.encode(video_frame):
                 self._out.mux(packet)
         except (av.FFmpegError, ValueError) as exc:
             raise self._error(exc) from None
@@ -151,11 +165,15 @@ def video_info(carriage: Carriage, size: tuple[int, int], fps: float) -> dict:
     """The ``video.*`` keys LeRobot puts in a video feature's ``info``."""
     height, width = size
     info = {'video.height': height, 'video.width': width,
-            'video.codec': 'av1' if carriage.codec == 'libsvtav1' else carriage.codec,
-            'video.pix_fmt': carriage.pix_fmt, 'video.is_depth_map': False,
+            'video.codec': carriage.info_codec or carriage.codec,
+            'video.pix_fmt': carriage.info_pix_fmt or carriage.pix_fmt,
+            'video.is_depth_map': False,
             'video.fps': int(fps) if float(fps).is_integer() else fps, 'video.channels': 3,
             'has_audio': False, 'is_depth_map': False}
-    info.update({f'video.{k}': int(v) for k, v in carriage.options})
+    options = dict(carriage.options)
+    info.update({f'video.{k}': int(v) if v.isdigit() else v for k, v in options.items()
+                 if k in ('g', 'crf', 'preset')})  # LeRobot's encoder fields
+    info['encoder'] = {'codec': carriage.codec, **options}
     return info
 
 
@@ -259,6 +277,10 @@ class _Decoder:
         self.path = path
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = 'NONE'  # small frames, many DataLoader workers
+        self.stream.codec_context.thread_count = 1
+        # One converter for every frame: a frame's own to_ndarray(format=...) builds a new
+        # swscale context each time, which costs more than decoding a 224x224 frame.
+        self._rgb = av.video.reformatter.VideoReformatter()
         self._frames = None  # decode iterator
         self._last: tuple[float, np.ndarray] | None = None  # (time, rgb) of the last frame
 
@@ -272,12 +294,18 @@ class _Decoder:
             time = float(frame.pts * self.stream.time_base)
             if time < timestamp - tolerance:
                 continue
-            self._last = (time, frame.to_ndarray(format='rgb24'))
+            self._last = (time, self._to_rgb(frame))
             if abs(time - timestamp) > tolerance:
                 break
             return self._last[1]
         raise VideoError(f'{self.path}: no frame at {timestamp:.4f} s (the video is shorter, '
                          'or the dataset was changed after conversion)')
+
+    def _to_rgb(self, frame) -> np.ndarray:
+        """(H, W, 3) uint8 RGB, exactly what ``to_ndarray(format='rgb24')`` gives."""
+        if frame.format.name == 'gbrp':  # PyAV reorders the planes to RGB, no swscale
+            return frame.to_ndarray()
+        return self._rgb.reformat(frame, format='rgb24').to_ndarray()
 
     def _seek(self, timestamp: float) -> None:
         target = int(timestamp / self.stream.time_base)

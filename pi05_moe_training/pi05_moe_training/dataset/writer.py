@@ -91,7 +91,8 @@ class _Feed:
             s = int(self.source[self.t])
             if s >= 0 and s not in self.pending:
                 return
-            self.encoder.add(self.pending[s] if s >= 0 else self.black)
+            new = self.t == 0 or s != int(self.source[self.t - 1])
+            self.encoder.add(self.pending[s] if s >= 0 else self.black, new)
             self.t += 1
             if s >= 0 and self.last_use[s] < self.t:
                 del self.pending[s]
