@@ -67,13 +67,24 @@ def load_sharded(ckpt: str | Path, model: torch.nn.Module,
     """Every rank reads its shards (resharded if the world size changed) into the sharded model
     and its optimiser."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_state_dict,
+        set_state_dict,
+    )
 
-    model_state, optim_state = get_state_dict(model, optimizer)
+    path = str(Path(ckpt) / SHARDS)
+    model_state, optim_state = get_state_dict(model, optimizer)  # AdamW state for every param
+    # Parameters that never had a gradient (the VLM's last-layer query, output and MLP, which
+    # no loss reads) have no AdamW state in the checkpoint: keep their fresh zeros.
+    saved = set(dcp.FileSystemReader(path).read_metadata().state_dict_metadata)
+    optim_state['state'] = {fqn: s for fqn, s in optim_state['state'].items()
+                            if all(f'optim.state.{fqn}.{k}' in saved for k in s)}
     state = {'model': model_state, 'optim': optim_state}
-    dcp.load(state, checkpoint_id=str(Path(ckpt) / SHARDS))
+    dcp.load(state, checkpoint_id=path)
     set_state_dict(model, optimizer, model_state_dict=state['model'],
-                   optim_state_dict=state['optim'])
+                   optim_state_dict=state['optim'],
+                   options=StateDictOptions(strict=False))  # (those params' states)
 
 
 def policy_skeleton(ckpt: str | Path) -> Any:

@@ -1,0 +1,106 @@
+"""``train --fsdp``: FSDP2 (``fully_shard``) on 2 CPU processes (gloo) at tiny dims.
+
+- Sharded training is the same computation as DDP: with the same flags, seeds and data, the
+  consolidated FSDP weights equal the DDP replicas' to fp32 reduction-order rounding
+  (measured 2e-7 after 4 steps, against parameter moves of 1e-3).
+- The loss falls.
+- Checkpoints are sharded (every rank writes its part of ``dcp/``, no ``model.safetensors``);
+  ``Policy.load`` refuses them with the way out; ``pi05-moe export`` consolidates them.
+- ``--resume --fsdp`` from checkpoint-K reproduces the straight run's checkpoint-N exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_train_ddp import free_port
+from train_helpers import build_dataset, train_args
+
+from pi05_moe_bringup import cli
+from pi05_moe_policy import Policy
+from pi05_moe_training.train.checkpointing import load_train_state
+
+K, N = 3, 6
+
+
+def torchrun(dataset, out, *extra) -> None:
+    args = train_args(dataset, out, '--max-steps', str(N), '--batch-size', '2', '--save-every',
+                      str(K), '--log-every', '1', '--warmup-steps', '1', '--lr', '1e-3',
+                      '--routing-warmup-steps', '0', '--device', 'cpu', *extra)[1:]
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+           '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
+           '-m', 'pi05_moe_training.train.loop', *args]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def export(ckpt, out) -> dict[str, torch.Tensor]:
+    assert cli.main(['export', str(ckpt), '--out', str(out)]) == 0
+    return load_file(out / 'model.safetensors')
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    return build_dataset(tmp_path_factory.mktemp('fsdp'))
+
+
+@pytest.fixture(scope='module')
+def fsdp(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp('fsdp_run') / 'ckpt'
+    torchrun(dataset, out, '--fsdp')
+    return out
+
+
+def test_checkpoints_are_sharded_and_export_consolidates_them(fsdp, tmp_path):
+    ckpt = fsdp / f'checkpoint-{N}'
+    assert not (ckpt / 'model.safetensors').exists()
+    shards = sorted(p.name for p in (ckpt / 'dcp').iterdir() if p.suffix == '.distcp')
+    assert len(shards) == 2, shards  # one file per rank
+    state = load_train_state(ckpt)
+    assert state['world_size'] == 2 and state['step'] == N and 'optimizer' not in state
+    with pytest.raises(ValueError, match='sharded'):
+        Policy.load(ckpt)
+    weights = export(fsdp, tmp_path / 'exported')
+    policy = Policy.load(tmp_path / 'exported')
+    assert policy.model.state_dict().keys() == weights.keys()
+    assert np.isfinite(policy.infer(policy.fake_obs())['actions']).all()
+
+
+def test_fsdp_trains_as_ddp_does_and_the_loss_falls(dataset, fsdp, tmp_path):
+    ddp = tmp_path / 'ddp'
+    torchrun(dataset, ddp)
+    for step in (K, N):
+        sharded = export(fsdp / f'checkpoint-{step}', tmp_path / f'fsdp-{step}')
+        replica = load_file(ddp / f'checkpoint-{step}' / 'model.safetensors')
+        assert sharded.keys() == replica.keys()
+        for k in replica:
+            assert (sharded[k] - replica[k]).abs().max() < 1e-5, k
+    start = load_file(ddp / f'checkpoint-{K}' / 'model.safetensors')
+    assert max((replica[k] - start[k]).abs().max() for k in start) > 1e-4  # it trained
+
+    acc = EventAccumulator(str(fsdp / 'tb'))
+    acc.Reload()
+    loss = [e.value for e in acc.Scalars('train/loss')]
+    assert len(loss) == N and np.mean(loss[-2:]) < 0.9 * np.mean(loss[:2]), loss
+
+
+def test_resuming_a_sharded_run_is_exact(dataset, fsdp, tmp_path):
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    shutil.copytree(fsdp / f'checkpoint-{K}', resumed / f'checkpoint-{K}')
+    os.symlink(f'checkpoint-{K}', resumed / 'latest')
+    torchrun(dataset, resumed, '--fsdp', '--resume')
+    a = export(fsdp / f'checkpoint-{N}', tmp_path / 'a')
+    b = export(resumed / f'checkpoint-{N}', tmp_path / 'b')
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
