@@ -7,8 +7,9 @@ all-gathered just before it runs and freed after.  The units (``shard_model``):
   projection, and the MLP.  ``SharedAttentionGemma`` calls these pieces directly rather than a
   decoder layer's ``forward`` (the two streams share one attention), so the layer itself cannot
   be a unit; ``qkv`` is registered as a forward method so that its call gathers Q/K/V;
-- the root (embeddings, norms, the camera MoE, the action and time projections), gathered for
-  the whole step.
+- the VLM's token embedding;
+- the root (SigLIP's patch embedding, the norms, the camera MoE, the action and time
+  projections), gathered for the whole step.
 
 Checkpoints (``checkpoint-<step>/``): the policy files without ``model.safetensors``, and
 ``dcp/`` with every rank's shards of the weights and the optimiser (torch.distributed.checkpoint).
@@ -44,6 +45,9 @@ def shard_model(model: torch.nn.Module) -> None:
     for m in model.vision.modules():
         if type(m).__name__ == 'SiglipEncoderLayer':
             fully_shard(m)
+    # the token embedding is called on its own: its own unit (pi05_base: 527 M parameters, so
+    # not in the root, which stays gathered for the whole step)
+    fully_shard(model.gemma.language_model.embed_tokens)
     for stack in (model.gemma.language_model, model.gemma.action_expert):
         for layer in stack.layers:
             fully_shard(layer.mlp)
