@@ -6,7 +6,8 @@
 - The loss falls.
 - Checkpoints are sharded (every rank writes its part of ``dcp/``, no ``model.safetensors``);
   ``Policy.load`` refuses them with the way out; ``pi05-moe export`` consolidates them.
-- ``--resume --fsdp`` from checkpoint-K reproduces the straight run's checkpoint-N exactly.
+- ``--resume --fsdp`` from checkpoint-K reproduces the straight run's checkpoint-N exactly, with
+  and without ``--lora`` (whose adapters then live in the shards; export merges them).
 """
 
 from __future__ import annotations
@@ -104,3 +105,22 @@ def test_resuming_a_sharded_run_is_exact(dataset, fsdp, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_fsdp_with_lora_resumes_exactly_and_exports_merged(dataset, tmp_path):
+    lora = ('--fsdp', '--lora', '--lora-rank', '4')
+    straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+    torchrun(dataset, straight, *lora)
+    ckpt = straight / f'checkpoint-{N}'
+    assert (ckpt / 'lora' / 'adapter_config.json').is_file()  # the adapters are in the shards
+    resumed.mkdir()
+    shutil.copytree(straight / f'checkpoint-{K}', resumed / f'checkpoint-{K}')
+    os.symlink(f'checkpoint-{K}', resumed / 'latest')
+    torchrun(dataset, resumed, *lora, '--resume')
+    a = export(straight, tmp_path / 'a')
+    b = export(resumed, tmp_path / 'b')
+    assert not any('lora' in k or 'base_layer' in k for k in a)  # merged
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    policy = Policy.load(tmp_path / 'a')
+    assert np.isfinite(policy.infer(policy.fake_obs())['actions']).all()
