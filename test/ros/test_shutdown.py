@@ -35,6 +35,7 @@ def _interrupt(proc) -> tuple[int, float]:
 
 
 def _assert_clean(proc, code, took) -> None:
+    print(f'{proc.cmd[0]}: exit status {code} {took:.2f} s after SIGINT')
     text = proc.tail(200)
     assert code == 0 and took < EXIT_WITHIN_S, (
         f'exit status {code} after {took:.2f} s (want 0 within {EXIT_WITHIN_S} s):\n{text}')

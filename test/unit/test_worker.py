@@ -69,3 +69,41 @@ def test_abort_modules_ends_a_running_model_call_at_its_next_layer():
     assert time.monotonic() - t0 < 1.0 and not worker._thread.is_alive()
     assert 'model_worker is stopping' in result['aborted']
     layers(torch.zeros(1, 4))  # the hooks are gone once stopped
+
+
+def test_a_step_that_outlasts_stops_timeout_still_aborts_at_its_next_layer():
+    """stop() gave up waiting while one long layer ran: the hooks must stay, so the step ends at
+    the next layer instead of running on to the end of the inference (seen: a policy_node that
+    took > 10 s to exit on a loaded machine)."""
+    import torch
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(torch.nn.Module):
+        def forward(self, x):
+            entered.set()
+            release.wait(5.0)  # one layer that takes longer than stop()'s timeout
+            return x
+
+    layers = torch.nn.Sequential(Slow(), torch.nn.Linear(4, 4))
+    started, result = threading.Event(), {}
+
+    def step():
+        started.set()
+        try:
+            layers(torch.zeros(1, 4))  # (B, D)
+            result['finished'] = True
+        except AbortedError:
+            result['aborted'] = True
+            raise
+
+    worker = Worker(step, 0.0, lambda exc: True, name='slow_worker')
+    worker.abort_modules(layers)
+    worker.start()
+    worker.wake()
+    assert started.wait(5.0) and entered.wait(5.0)
+    worker.stop(timeout=0.1)  # returns while the slow layer still runs
+    assert worker._thread.is_alive()
+    release.set()
+    worker._thread.join(5.0)
+    assert result == {'aborted': True}

@@ -58,6 +58,8 @@ class Worker:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout)
+        if self._thread.is_alive():
+            return  # the hooks stay: the running step still aborts at its next module
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
