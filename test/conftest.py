@@ -1,8 +1,8 @@
 """Fixtures for tests with real ROS 2 (test/ros, test/e2e): a private domain, an in-process
 probe, child processes. Unit tests use none of them.
 
-- ``ros_domain_id``: a random ROS_DOMAIN_ID (1..200) for the module, exported to the environment
-  (so child processes inherit it) together with localhost-only discovery.
+- ``ros_domain_id``: a random ROS_DOMAIN_ID (1..101, ``domains.py``) for the module, exported
+  to the environment (so child processes inherit it) together with localhost-only discovery.
 - ``ros``: a :class:`RosHarness` on that domain: ``ros.node(name)`` makes a test node spun by a
   background executor; ``ros.call(client, request)`` calls a service from the test thread.
 - ``spawn``: ``spawn(cmd)`` starts a child process (a node, ``pi05-moe up ...``) and collects its
@@ -14,17 +14,19 @@ probe, child processes. Unit tests use none of them.
 
 from __future__ import annotations
 
+import faulthandler
 import os
-import random
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 import rclpy
+from domains import private_domain_id
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -164,9 +166,37 @@ class ChildProcess:
         return self.proc.returncode
 
 
+# past a test's own timeout: pytest-timeout's SIGALRM had its chance
+HANG_GRACE_S = float(os.environ.get('PI05_HANG_GRACE_S', '60'))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A last-resort watchdog against a test process wedged in C code.
+
+    pytest-timeout raises from a SIGALRM handler, which Python runs only when the main thread
+    returns to bytecode. A thread blocked inside a C call while holding the GIL (a DDS deadlock)
+    stops that, and such a run used to sit until CI's 90 min limit with no trace. faulthandler's
+    watchdog is a C thread: HANG_GRACE_S after the test's timeout it writes every thread's stack
+    to ``$PI05_HANG_REPORT`` (default ``$TMPDIR/pi05_moe_hang_report.txt``; pytest captures
+    stderr) and ends the process with status 1. ``scripts/test.sh`` prints that report.
+    """
+    marker = item.get_closest_marker('timeout')
+    limit = float(marker.args[0]) if marker and marker.args else float(
+        item.config.getini('timeout') or 600)
+    report = os.environ.get('PI05_HANG_REPORT') or os.path.join(tempfile.gettempdir(),
+                                                                  'pi05_moe_hang_report.txt')
+    with open(report, 'a') as out:
+        faulthandler.dump_traceback_later(limit + HANG_GRACE_S, exit=True, file=out)
+        try:
+            return (yield)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+
 @pytest.fixture(scope='module')
 def ros_domain_id():
-    domain = random.SystemRandom().randint(1, 200)
+    domain = private_domain_id()
     patch = pytest.MonkeyPatch()
     patch.setenv('ROS_DOMAIN_ID', str(domain))
     patch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')

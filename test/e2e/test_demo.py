@@ -7,12 +7,12 @@ writes the routing plot, on a private ROS_DOMAIN_ID, in about half a minute.
 
 import json
 import os
-import random
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from domains import private_domain_id
 
 from pi05_moe_training.bags.reader import BagReader
 
@@ -25,7 +25,7 @@ LATENCY = (r'chunk latency p50 (\d+) ms \(age on arrival (\d+\.\d{3}) s\), '
 
 @pytest.fixture
 def env():
-    return {**os.environ, 'ROS_DOMAIN_ID': str(random.SystemRandom().randint(1, 200)),
+    return {**os.environ, 'ROS_DOMAIN_ID': str(private_domain_id()),
             'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST', 'PYTHONUNBUFFERED': '1'}
 
 

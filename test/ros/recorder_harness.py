@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rclpy
+from domains import private_domain_id
 from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
@@ -90,7 +90,7 @@ def record(out_dir: Path, cameras: list[str], joint_topic: str, *, image_hz: flo
     if not recorder_exe:
         raise RuntimeError('recorder_node not on PATH: run `make setup` and `source env.sh`')
     saved_domain = os.environ.get('ROS_DOMAIN_ID')
-    os.environ['ROS_DOMAIN_ID'] = str(random.randint(1, 200))  # for this process's rclpy too
+    os.environ['ROS_DOMAIN_ID'] = str(private_domain_id())  # for this process's rclpy too
     env = dict(os.environ)
     topics = '[' + ','.join(f"'{t}'" for t in [*cameras, joint_topic]) + ']'
     recorder = spawn([recorder_exe, '--ros-args', '-p', f'out_dir:={out_dir}',

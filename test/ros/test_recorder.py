@@ -7,7 +7,6 @@ and this test, which drives the recorder through its services and reads the bag 
 
 import json
 import os
-import random
 import shutil
 import signal
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from domains import private_domain_id
 from private_mount import unshare_flags
 from rclpy.node import Node
 from recorder_harness import HERE, _call, end, record, spawn
@@ -55,7 +55,7 @@ def test_recorder_keeps_every_message(tmp_path):
 
 def test_sigint_closes_the_running_bag(tmp_path):
     """Ctrl-C (SIGINT) while recording leaves a complete bag with its metadata."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 200)))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(private_domain_id()))
     recorder = spawn([shutil.which('recorder_node'), '--ros-args', '-p', f'out_dir:={tmp_path}',
                       '-p', "topics:=['/wrist/image_raw','/joint_states']",
                       '-p', 'auto_start:=true', '-p', 'prompt:=wave', '-p',
@@ -115,7 +115,7 @@ def test_start_on_a_read_only_file_system_fails_the_call_not_the_node(tmp_path):
     success=false with the directory and the cause, and the node keeps serving."""
     mount = tmp_path / 'ro'
     mount.mkdir()
-    env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 200)))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(private_domain_id()))
     out_dir = mount / 'new' / 'bags'
     script = (f'mount -t tmpfs -o ro tmpfs {mount} && exec {shutil.which("recorder_node")} '
               f"--ros-args -p out_dir:={out_dir} -p topics:=['/joint_states']")

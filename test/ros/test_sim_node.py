@@ -5,7 +5,6 @@ executor thread; messages still go through DDS (no intra-process shortcut).
 """
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 import rclpy
+from domains import private_domain_id
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -70,7 +70,7 @@ class Probe(Node):
 @pytest.fixture(scope='module')
 def ros():
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=random.randint(1, 100))
+    rclpy.init(context=context, domain_id=private_domain_id())
     sim = SimNode(context=context, parameter_overrides=[Parameter('seed', value=3)])
     probe = Probe(context)
     executor = SingleThreadedExecutor(context=context)
@@ -195,7 +195,7 @@ def test_reset_service_starts_an_episode_of_the_parameter_task(ros):
 def test_executable_exits_cleanly_on_ctrl_c():
     """`sim_node` as its own process: runs, publishes /clock, and exits 0 on SIGINT. A parameter
     no config field declares (here a typo of `seed`) is named in a warning, not ignored."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(101, 200)))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(private_domain_id()))
     proc = subprocess.Popen([sys.executable, '-m', 'pi05_moe_bringup.sim_node', '--ros-args',
                              '-p', 'sed:=3'], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
