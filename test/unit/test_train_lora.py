@@ -162,3 +162,17 @@ def test_targets_that_match_nothing_are_an_error(setup, tmp_path, capsys):
     args = lora_args(setup[0], tmp_path / 'x', setup[1], '--lora-targets', 'no_such_layer')
     assert cli.main(args) == 2
     assert 'no_such_layer' in capsys.readouterr().err
+
+
+def test_init_from_a_lora_run_starts_from_the_merged_weights(setup, straight, tmp_path):
+    merged = tmp_path / 'merged'
+    assert cli.main(['export', str(straight), '--out', str(merged)]) == 0
+    out = tmp_path / 'next'
+    args = ['train', '--dataset', str(setup[0]), '--out', str(out), '--init',
+            str(straight / f'checkpoint-{N}'), '--freeze', 'vision,vlm,expert', '--max-steps',
+            '1', '--batch-size', '2', '--num-workers', '0', '--no-progress', '--device', 'cpu']
+    assert cli.main(args) == 0
+    want = load_file(merged / 'model.safetensors')
+    got = load_file(out / 'checkpoint-1' / 'model.safetensors')
+    gemma = [k for k in want if k.startswith('gemma.')]
+    assert gemma and all(torch.equal(want[k], got[k]) for k in gemma)  # frozen, merged values

@@ -39,6 +39,7 @@ import torch
 
 from pi05_moe_training.config_cli import add_config_arguments, config_from_args
 from pi05_moe_training.train.checkpointing import (
+    consolidated_policy,
     latest_checkpoint,
     list_checkpoints,
     load_train_config,
@@ -59,7 +60,7 @@ from pi05_moe_training.train.distributed import (
     shutdown_distributed,
 )
 from pi05_moe_training.train.logger import MetricWindow, TrainLogger, metric_keys, step_metrics
-from pi05_moe_training.train.lora import add_lora, has_lora, mark_trainable
+from pi05_moe_training.train.lora import add_lora, has_adapters, has_lora, mark_trainable
 from pi05_moe_training.train.schedules import get_lr, routing_loss_weight
 from pi05_moe_training.train.sharded import (
     full_tensor,
@@ -161,7 +162,10 @@ def init_from_checkpoint(cfg: TrainConfig, data: TrainDataset) -> Any:
     from pi05_moe_policy.policy_config import PolicyConfig, split_overrides
     from pi05_moe_policy.transforms.normalize import NormStats
 
-    src = load_policy(cfg.init)
+    init = Path(cfg.init)
+    # a --lora or --fsdp training checkpoint: adapters merged, shards gathered
+    src = (consolidated_policy(init) if has_adapters(init) or is_sharded_checkpoint(init)
+           else load_policy(cfg.init))
     fresh = cfg.model_config(data.robot_description())  # the dataset's data side
     model_over, data_over = split_overrides(cfg.model_kwargs())
     keep = {f: getattr(src.data_config, f) for f in
