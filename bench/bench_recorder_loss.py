@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test' / 'ros'))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
 
 from recorder_harness import record  # noqa: E402
 
