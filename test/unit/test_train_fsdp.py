@@ -124,3 +124,8 @@ def test_fsdp_with_lora_resumes_exactly_and_exports_merged(dataset, tmp_path):
         assert torch.equal(a[k], b[k]), k
     policy = Policy.load(tmp_path / 'a')
     assert np.isfinite(policy.infer(policy.fake_obs())['actions']).all()
+
+
+def test_fsdp_without_torchrun_is_one_clear_error(dataset, tmp_path, capsys):
+    assert cli.main(train_args(dataset, tmp_path / 'x', '--fsdp', '--max-steps', '1')) == 2
+    assert '--fsdp shards over the processes of torchrun' in capsys.readouterr().err

@@ -9,10 +9,11 @@ Loss: ``action_loss + w(step) * routing_loss``; w is 0 for --routing-warmup-step
 linearly to --routing-loss-weight (seed 001's tips).  AdamW with decoupled weight decay on
 matrices, linear warm-up + cosine learning rate, global gradient-norm clipping.
 
-Hardware: on CUDA, bf16 autocast (--bf16) and optional --gradient-checkpointing; on the CPU the
-run is fp32 and both flags are ignored.  Several processes (``torchrun``, one or more nodes)
-train with DDP: the batch size is per process, each rank reads its own shard of every epoch
-(DistributedSampler), and only rank 0 logs and writes checkpoints.
+Hardware: bf16 autocast (--bf16 on CUDA, --cpu-bf16 on the CPU) and --gradient-checkpointing
+on any device.  Several processes (``torchrun``, one or more nodes) train with DDP, or with
+FSDP2 under --fsdp (``sharded.py``): the batch size is per process, each rank reads its own
+shard of every epoch (DistributedSampler), and only rank 0 logs.  --lora trains peft adapters
+(``lora.py``); --init starts from an import or another run's checkpoint.
 
 Output (--out): ``checkpoint-<step>/`` every --save-every steps and at the end, each loadable
 by ``Policy.load`` (weights, config, norm stats, tokenizer) and holding the exact training state;
