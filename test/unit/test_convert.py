@@ -332,3 +332,33 @@ def test_config_yaml_overrides(bags, tmp_path):
     with pytest.raises(ValueError, match="unknown parameter 'png_compression'"):
         config_from_args(parser.parse_args(['x', '--out', 'y', '--config',
                                             str(tmp_path / 'old.yaml')]))
+
+
+def test_files_roll_over_at_their_size_limit(bags, dataset, tmp_path):
+    """With tiny file limits every episode opens new data and video files (and chunk indices
+    move as in LeRobot); the frames read back are those of the one-file dataset."""
+    from pi05_moe_training.dataset.convert import ConvertConfig
+
+    out, _ = dataset
+    cfg = ConvertConfig(data_files_size_in_mb=1e-4, video_files_size_in_mb=1e-4)
+    small = tmp_path / 'small'
+    convert(find_bags([bags['hot'].parent]), small, cfg, progress=False)
+    episodes = read_episodes(small)
+    assert [e['data/file_index'] for e in episodes] == [0, 1, 2, 3]
+    key = 'observation.images.thermal'
+    assert [e[f'videos/{key}/file_index'] for e in episodes] == [0, 1, 2, 3]
+    assert [e[f'videos/{key}/from_timestamp'] for e in episodes] == [0.0] * 4
+    assert len(list(small.glob(f'videos/{key}/chunk-000/file-*.mp4'))) == 4
+    assert len(list(small.glob('data/chunk-000/file-*.parquet'))) == 4
+    with pytest.raises(ValueError, match='data_files_size_in_mb=0'):
+        ConvertConfig(data_files_size_in_mb=0)
+    cameras = ['wrist', 'l515', 'thermal', 'l515_depth']
+    one, many = (EpisodeDataset(p, horizon=3, cameras=cameras) for p in (out, small))
+    assert len(one) == len(many) == 352
+    for i in (0, 94, 95, 200, 351):
+        a, b = one[i], many[i]
+        assert (a['episode_index'], a['frame_index']) == (b['episode_index'], b['frame_index'])
+        np.testing.assert_array_equal(a['actions'], b['actions'])
+        assert set(a['images']) == set(b['images'])
+        for camera in a['images']:
+            np.testing.assert_array_equal(a['images'][camera], b['images'][camera])

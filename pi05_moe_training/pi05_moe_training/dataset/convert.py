@@ -43,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from pi05_moe_policy import topics
-from pi05_moe_policy.params import from_flat, param
+from pi05_moe_policy.params import check, from_flat, param
 from pi05_moe_training.bags.reader import BagError, find_bags
+from pi05_moe_training.dataset import layout
 from pi05_moe_training.dataset.extract import EpisodeError, ExtractConfig, read_episode
 from pi05_moe_training.dataset.labels import LabelConfig
 from pi05_moe_training.dataset.writer import ConvertReport, DatasetWriter
@@ -60,6 +61,14 @@ class ConvertConfig:
     labels: LabelConfig = param(LabelConfig(), 'camera-label heuristics')
     robot_type: str = param('', "info.json robot_type when the bags' metadata names none")
     only_success: bool = param(False, 'skip episodes whose metadata does not say success=true')
+    data_files_size_in_mb: float = param(float(layout.DATA_FILES_SIZE_IN_MB),
+                                         'a data parquet file takes episodes up to this size')
+    video_files_size_in_mb: float = param(float(layout.VIDEO_FILES_SIZE_IN_MB),
+                                          'a video file takes episodes up to this size')
+
+    def __post_init__(self):
+        check(self.data_files_size_in_mb > 0, self, 'data_files_size_in_mb', '> 0')
+        check(self.video_files_size_in_mb > 0, self, 'video_files_size_in_mb', '> 0')
 
 
 class ConvertError(Exception):

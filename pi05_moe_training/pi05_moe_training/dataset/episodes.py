@@ -15,6 +15,12 @@ takes it as is. Item ``i`` is one frame::
 
 State and actions are in robot units; normalisation (``load_stats`` -> q01/q99) belongs to the
 policy's transforms, which training and inference share.
+
+The dataset is LeRobot v3.0 (:mod:`~pi05_moe_training.dataset.layout`): the frame tables are read
+once from the chunked parquet files, images are decoded from the videos with PyAV on demand
+(:class:`~pi05_moe_training.dataset.video.FrameReader`: files stay open per process, in-order
+reads decode forward without seeking). 16-bit thermal and depth come back bit-exact, colour as
+AV1 decodes it. An older dataset (v2.0) raises one line saying to re-run ``pi05-moe convert``.
 """
 
 from __future__ import annotations

@@ -58,6 +58,11 @@ def _fps(fps: float) -> int | float:
     return int(fps) if float(fps).is_integer() else fps
 
 
+def _whole(mb: float) -> int:
+    """LeRobot's DatasetInfo wants whole, positive MB; a smaller limit (tests) says 1."""
+    return max(1, round(mb))
+
+
 def write_meta(writer, episode_stats: list[dict[str, dict[str, np.ndarray]]]) -> None:
     """info.json, episodes and tasks parquet files, modality.json of a finished writer."""
     import pandas as pd
@@ -72,8 +77,8 @@ def write_meta(writer, episode_stats: list[dict[str, dict[str, np.ndarray]]]) ->
         'total_frames': report.total_frames,
         'total_tasks': len(writer.tasks),
         'chunks_size': layout.CHUNKS_SIZE,
-        'data_files_size_in_mb': layout.DATA_FILES_SIZE_IN_MB,
-        'video_files_size_in_mb': layout.VIDEO_FILES_SIZE_IN_MB,
+        'data_files_size_in_mb': _whole(writer.cfg.data_files_size_in_mb),
+        'video_files_size_in_mb': _whole(writer.cfg.video_files_size_in_mb),
         'fps': _fps(writer.fps),
         'splits': {'train': f'0:{n}'},
         'data_path': layout.DATA_PATH,

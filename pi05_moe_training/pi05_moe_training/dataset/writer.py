@@ -143,7 +143,7 @@ class DatasetWriter:
         self.schema: dict[str, Any] | None = None  # fixed by the first episode
         self.cameras: list[_Camera] = []
         self.features: dict[str, Any] = {}
-        self._data = _DataFiles(out, layout.DATA_FILES_SIZE_IN_MB)
+        self._data = _DataFiles(out, cfg.data_files_size_in_mb)
         self._columns: dict[str, list[np.ndarray]] = {}  # numeric feature -> per episode (T, D)
         self._image_stats: list[dict[str, np.ndarray]] = []  # per episode: key -> (3, 256)
 
@@ -312,7 +312,7 @@ class DatasetWriter:
     def _join_videos(self) -> None:
         for camera in self.cameras:
             key = layout.image_key(camera.name)
-            joiner = VideoConcatenator(self.out, key, layout.VIDEO_FILES_SIZE_IN_MB, self.fps)
+            joiner = VideoConcatenator(self.out, key, self.cfg.video_files_size_in_mb, self.fps)
             try:
                 for row in self.report.episodes:
                     path = self.out / SEGMENTS / key / f'episode_{row["episode_index"]:06d}.mp4'
