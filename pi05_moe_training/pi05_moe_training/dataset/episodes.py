@@ -189,9 +189,10 @@ class EpisodeDataset:
             prefix = f'videos/{key}/'
             path = self.root / layout.video_file(key, row[prefix + 'chunk_index'],
                                                  row[prefix + 'file_index'])
+            info = self.info['features'][key]['info']
             rgb = self._reader.frame(path, row[prefix + 'from_timestamp'] + t / self.fps,
-                                     self.fps)
-            images[camera] = unpack(rgb, self.info['features'][key]['info']['encoding'])
+                                     self.fps, bool(info.get('key_frame_per_message')))
+            images[camera] = unpack(rgb, info['encoding'])
         return images
 
 

@@ -18,7 +18,9 @@ def video_feature(camera, fps: float) -> dict[str, Any]:
     info = video_info(carriage, camera.size, fps)
     info.update({'encoding': camera.encoding, 'bit_depth': 16 if '16' in camera.encoding else 8,
                  'carriage': carriage.name, 'carriage_doc': carriage.doc,
-                 'lossless': carriage.lossless, 'topic': camera.topic, 'role': camera.role,
+                 'lossless': carriage.lossless,
+                 'key_frame_per_message': carriage.key_on_change and carriage.lossless,
+                 'topic': camera.topic, 'role': camera.role,
                  'required': camera.required})
     if camera.encoding in SIXTEEN_BIT_UNITS:
         info['unit'] = SIXTEEN_BIT_UNITS[camera.encoding]
