@@ -125,12 +125,15 @@ class ChildProcess:
             ok = self._cond.wait_for(
                 lambda: any(regex.search(x) for x in self.lines[since:])
                 or self.proc.poll() is not None, timeout)
+        if not self.alive:
+            self._reader.join(timeout=2.0)  # the process ended: read what it printed last
+        with self._cond:
             found = [x for x in self.lines[since:] if regex.search(x)]
-            if not found:
-                raise AssertionError(
-                    f'{"timed out" if not ok else "process ended"} waiting for {pattern!r}: '
-                    f'{self.describe()}; last lines:\n' + self.tail())
-            return found[0]
+        if not found:
+            raise AssertionError(
+                f'{"timed out" if not ok else "process ended"} waiting for {pattern!r}: '
+                f'{self.describe()}; last lines:\n' + self.tail())
+        return found[0]
 
     @property
     def alive(self) -> bool:
