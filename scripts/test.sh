@@ -15,6 +15,7 @@ export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 101) + 1 ))}"
 export PI05_HANG_REPORT="${PI05_HANG_REPORT:-$(mktemp -t pi05_moe_hang.XXXXXX)}"
 echo "[test] ROS_DOMAIN_ID=$ROS_DOMAIN_ID MUJOCO_GL=$MUJOCO_GL"
 for attempt in 1 2; do
+  export PI05_TEST_RUN="$$.$attempt"  # inherited by every process the run starts
   : > "$PI05_HANG_REPORT"
   status=0
   python -m pytest "${@:-test}" || status=$?
@@ -23,6 +24,12 @@ for attempt in 1 2; do
   fi
   echo "[test] attempt $attempt: a test process hung in C code; its threads' stacks:" >&2
   cat "$PI05_HANG_REPORT" >&2
+  # The nodes it started (own process groups) outlive it: end every process of this run.
+  for environ in /proc/[0-9]*/environ; do
+    if grep -qz "^PI05_TEST_RUN=$PI05_TEST_RUN\$" "$environ" 2>/dev/null; then
+      pid="${environ#/proc/}"; kill -9 "${pid%/environ}" 2>/dev/null || true
+    fi
+  done
   [[ $attempt -eq 1 ]] && echo "[test] running the suite once more" >&2
 done
 exit 1
