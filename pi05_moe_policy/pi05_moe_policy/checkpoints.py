@@ -94,9 +94,11 @@ def resolve_checkpoint(spec: str) -> str:
 
 
 def load_policy(spec: str, device: str = 'cpu', seed: int = 0,
-                joint_names: Sequence[str] = (), num_threads: Any = None) -> Any:
+                joint_names: Sequence[str] = (), num_threads: Any = None,
+                dtype: Any = None) -> Any:
     """The ``Policy`` that ``spec`` names (see the module docstring); ``CheckpointError`` (one
-    line naming the file and the cause) when a checkpoint directory cannot be loaded."""
+    line naming the file and the cause) when a checkpoint directory cannot be loaded.
+    ``dtype``: None keeps fp32, 'auto' the fastest for the device (model/precision.py)."""
     from pi05_moe_policy import Policy
 
     spec = resolve_checkpoint(spec)
@@ -106,10 +108,11 @@ def load_policy(spec: str, device: str = 'cpu', seed: int = 0,
         robot = dict(robot_state_dim=n, robot_action_dim=n,
                      joint_names=tuple(joint_names)) if n else {}
         return Policy.from_preset(spec[len('preset:'):], seed=seed, device=device,
-                                  num_threads=num_threads, **robot)
+                                  num_threads=num_threads, dtype=dtype, **robot)
     check_checkpoint_dir(spec)
     try:
-        return Policy.load(spec, device=device, seed=seed, num_threads=num_threads)
+        return Policy.load(spec, device=device, seed=seed, num_threads=num_threads,
+                           dtype=dtype)
     except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
         # What the files hold does not fit (config keys, shapes, the tokenizer's own file).
         text = ' '.join(str(exc).split()) or type(exc).__name__

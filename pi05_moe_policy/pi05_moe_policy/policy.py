@@ -26,6 +26,7 @@ import torch
 
 from pi05_moe_policy.model.config import ModelConfig
 from pi05_moe_policy.model.pi05 import Pi05Model
+from pi05_moe_policy.model.precision import resolve_dtype
 from pi05_moe_policy.policy_config import (
     PolicyConfig,
     checkpoint_meta,
@@ -39,16 +40,6 @@ from pi05_moe_policy.transforms.pipeline import Compose, make_transforms
 from pi05_moe_policy.transforms.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 
 _MAX_LISTED = 20
-
-
-def _resolve_dtype(dtype: Any) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    table = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bfloat16,
-             'bf16': torch.bfloat16, 'float16': torch.float16, 'fp16': torch.float16}
-    if dtype not in table:
-        raise ValueError(f'dtype must be one of {sorted(table)}, got {dtype!r}')
-    return table[dtype]
 
 
 def set_torch_threads(num_threads: int | str | None) -> int:
@@ -178,7 +169,7 @@ class Policy:
             torch.manual_seed(seed)
             model = Pi05Model(cfg.model)
         policy = cls(model, data, stats, tokenizer, seed=seed)
-        return policy.to(device=device, dtype=_resolve_dtype(dtype))
+        return policy.to(device=device, dtype=resolve_dtype(dtype, device))
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = 'cpu', dtype: Any = None,
@@ -213,7 +204,7 @@ class Policy:
         check_state_dict(model, state)
         model.load_state_dict(state)
         policy = cls(model, cfg.data, stats, tokenizer, seed=seed)
-        return policy.to(device=device, dtype=_resolve_dtype(dtype))
+        return policy.to(device=device, dtype=resolve_dtype(dtype, device))
 
     def save(self, path: str | Path, weights_dtype: Any = None,
              state_dict: dict[str, torch.Tensor] | None = None, weights: bool = True) -> Path:
@@ -225,7 +216,7 @@ class Policy:
         sharded training checkpoint keeps its weights in ``dcp/``)."""
         from safetensors.torch import save_file
 
-        store = _resolve_dtype(weights_dtype)
+        store = resolve_dtype(weights_dtype)
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
         meta = checkpoint_meta(self.config)
@@ -241,7 +232,10 @@ class Policy:
         return d
 
     def to(self, device: str | torch.device | None = None, dtype: Any = None) -> Policy:
-        self.model.to(device=device, dtype=_resolve_dtype(dtype))
+        """Move (and cast) the model. ``dtype``: a name ('float32', 'bf16', ...), a torch dtype,
+        None (unchanged) or 'auto' (the fastest for the device: model/precision.py)."""
+        target = self.model.device if device is None else device
+        self.model.to(device=device, dtype=resolve_dtype(dtype, target))
         return self
 
     def set_noise_scale(self, noise_scale: float) -> Policy:

@@ -18,6 +18,10 @@ from pi05_moe_policy.core.rtc import RtcConfig
 from pi05_moe_policy.core.snapshot import SnapshotConfig
 from pi05_moe_policy.params import check, param
 
+# model.precision.NAMES's keys, spelt here so that the configs need no torch (a test keeps them
+# equal).
+DTYPE_NAMES = ('float32', 'fp32', 'bfloat16', 'bf16', 'float16', 'fp16')
+
 OUTPUTS = ('commands', 'joint_trajectory')
 
 
@@ -34,6 +38,8 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig, RtcConfig):
                             'preset:<name> for a randomly initialised model (demos, tests), '
                             'e.g. preset:tiny.')
     device: str = param('cpu', 'Torch device for inference: cpu, cuda, cuda:1, ...')
+    dtype: str = param('auto', 'Inference dtype: auto (bf16 on a CPU with AMX or AVX-512 BF16 '
+                       'and on CUDA, else fp32), float32, bfloat16 or float16.')
     seed: int = param(0, 'Seed of a preset:<name> checkpoint\'s random weights.')
     num_threads: int = param(0, 'Torch CPU threads for inference; 0 = torch\'s default. On a '
                              'small shared CPU, 1 avoids thread contention.')
@@ -77,6 +83,8 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig, RtcConfig):
         check(all(t == '' or t[0] in '/~' for t in self.cameras.values()), self, 'cameras',
               'topics starting with "/" or "~" (or empty to leave a camera out)')
         check(self.num_threads >= 0, self, 'num_threads', 'an int >= 0')
+        check(self.dtype == 'auto' or self.dtype in DTYPE_NAMES, self, 'dtype',
+              f"'auto' or one of {sorted(DTYPE_NAMES)}")
         check(self.max_prompt_chars > 0, self, 'max_prompt_chars', 'an int > 0')
         check(self.max_inference_hz >= 0, self, 'max_inference_hz', 'a rate >= 0')
         check(self.min_image_size >= 1, self, 'min_image_size', 'an int >= 1')

@@ -57,7 +57,7 @@ class PolicyNode(Node):
         # A bad checkpoint raises CheckpointError (a ValueError): one fatal line, no traceback.
         self.policy = p = load_policy(cfg.checkpoint, device=cfg.device, seed=cfg.seed,
                                       joint_names=cfg.joint_names,
-                                      num_threads=cfg.num_threads or None)
+                                      num_threads=cfg.num_threads or None, dtype=cfg.dtype)
         self.plan = plan = plan_inputs(cfg, p)
         self.joint_names, self.topics, self.kinds = plan.joint_names, plan.topics, plan.kinds
         self.buffer = plan.buffer(cfg)
