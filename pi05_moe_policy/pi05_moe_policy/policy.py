@@ -42,6 +42,32 @@ from pi05_moe_policy.transforms.tokenizer import build_tokenizer, load_tokenizer
 _MAX_LISTED = 20
 
 
+def _materialise_buffers(model: torch.nn.Module) -> None:
+    """Non-persistent buffers are not in a checkpoint: after a meta-device build, make them.
+    The only one is SigLIP's ``position_ids`` (``arange(num_positions)[None]``)."""
+    for name, buf in list(model.named_buffers()):
+        if not buf.is_meta:
+            continue
+        if not name.endswith('position_ids'):
+            raise RuntimeError(f'buffer {name!r} is neither in the checkpoint nor known')
+        owner = model.get_submodule(name.rsplit('.', 1)[0])
+        owner.register_buffer('position_ids', torch.arange(buf.shape[-1]).expand(buf.shape),
+                              persistent=False)
+
+
+def _own_weights(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Give every floating-point tensor its own copy in ``dtype``, one tensor at a time.
+
+    safetensors' tensors start at unaligned addresses, where CPU kernels take other paths than
+    on torch's own (64-byte aligned) allocations: the loaded policy's routing weights differed
+    from the saved one's in the 8th digit. A copy each (the file's tensor freed right after)
+    keeps save -> load exact, at a peak of the weights plus their largest tensor.
+    """
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.is_floating_point():
+            tensor.data = tensor.data.to(dtype, copy=True)
+
+
 def set_torch_threads(num_threads: int | str | None) -> int:
     """Set torch's intra-op threads: None leaves them alone, 'auto' takes half the usable cores
     (at least 1), an int is used as is.  Returns the thread count in force.
@@ -198,13 +224,18 @@ class Policy:
                                      str(d / 'config.json'))
         stats = NormStats.load(d / 'norm_stats.json')
         tokenizer = load_tokenizer(d)
-        with torch.random.fork_rng(devices=[]):
+        # Built on the meta device and then given the file's tensors (assign): no random init
+        # and no second copy of the weights, so pi05_base loads in bf16 within ~1x its size.
+        with torch.device('meta'):
             model = Pi05Model(cfg.model)
         state = to_model_layout(load_file(str(d / 'model.safetensors')), model)
         check_state_dict(model, state)
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=True)
+        del state
+        _materialise_buffers(model)
+        _own_weights(model, resolve_dtype(dtype, device) or torch.float32)
         policy = cls(model, cfg.data, stats, tokenizer, seed=seed)
-        return policy.to(device=device, dtype=resolve_dtype(dtype, device))
+        return policy.to(device=device)
 
     def save(self, path: str | Path, weights_dtype: Any = None,
              state_dict: dict[str, torch.Tensor] | None = None, weights: bool = True) -> Path:
