@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument('--moe', default='on,off', help='variants: on, off or on,off')
     ap.add_argument('--tokens', type=int, default=48, help='prompt tokens')
     ap.add_argument('--steps', type=int, default=10)
-    ap.add_argument('--iters', type=int, default=1)
+    ap.add_argument('--iters', type=int, default=1, help='timed chunks per variant (0: none)')
     ap.add_argument('--warmup', type=int, default=1, help='untimed chunks first (the first '
                     'chunk is also printed: the warm-up time a node pays at start)')
     ap.add_argument('--threads', type=int, default=0, help='torch threads (0 = default)')
@@ -161,6 +161,11 @@ def main() -> None:
         print(f'moe {variant}: {n / 1e9:.3f} B params, {n * dtype.itemsize / 2**30:.2f} GB '
               f'weights, built in {time.perf_counter() - t0:.0f} s; peak RSS so far '
               f'{peak_rss_gb():.1f} GB')
+    if args.iters <= 0:  # --iters 0: build (and --load-check) only
+        if args.load_check:
+            name = next(iter(models))
+            load_check(models[name].to('cpu'), args.preset, name == 'moe on')
+        return
     t0 = time.perf_counter()
     first = time_variants(models, batches, args.steps, 1, 0, sync)
     print(f'first chunk (warm-up) of each: {time.perf_counter() - t0:.1f} s in all; '

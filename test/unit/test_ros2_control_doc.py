@@ -62,3 +62,9 @@ def test_the_sim_listens_on_the_executors_groups():
         assert sim[field] == executor[field], field
     assert [g.topic for g in _executor_groups('sim.yaml')] == [
         '/arm_controller/commands', '/gripper_controller/commands']
+
+
+def test_the_readme_shows_the_same_controller_config():
+    doc = re.findall(r'```yaml\n(.*?)```', (ROOT / 'docs' / 'ros2_control.md').read_text(), re.S)
+    readme = (ROOT / 'README.md').read_text()
+    assert doc and f'```yaml\n{doc[0]}```' in readme, 'README lacks docs/ros2_control.md\'s block'
