@@ -47,21 +47,27 @@ def _call(node: Node, client, request, timeout: float = 20.0):
     return future.result()
 
 
-def _wait_recorded(node: Node, published: dict[str, list[int]], timeout: float = 15.0
-                   ) -> float:
-    """Seconds until the recorder's ~/status counts reach what was published (or timeout)."""
+def _status_listener(node: Node) -> dict:
+    """The recorder's latest ~/status, kept up to date while ``node`` spins. Subscribed before
+    the streams start, so that discovery is not counted in the drain time."""
     status: dict = {}
-    sub = node.create_subscription(
-        String, '/recorder/status', lambda m: status.update(json.loads(m.data)), STATUS_QOS)
+    node.create_subscription(String, '/recorder/status',
+                             lambda m: status.update(json.loads(m.data)), STATUS_QOS)
+    return status
+
+
+def _wait_recorded(node: Node, status: dict, published: dict[str, list[int]],
+                   timeout: float = 15.0) -> float:
+    """Seconds until the recorder's ~/status counts reach what was published (or timeout);
+    ~/status comes every status_period_s (0.5 s), so the figure is that coarse."""
     start = time.monotonic()
     want = {t: len(v) for t, v in published.items()}
     while time.monotonic() - start < timeout:
         counts = status.get('counts', {})
         if all(counts.get(t, 0) >= n for t, n in want.items()):
             break
-        rclpy.spin_once(node, timeout_sec=0.1)
+        rclpy.spin_once(node, timeout_sec=0.05)
     drain = time.monotonic() - start
-    node.destroy_subscription(sub)
     time.sleep(0.3)  # anything in flight beyond the counts (there should be nothing)
     return round(drain, 2)
 
@@ -107,6 +113,7 @@ def record(out_dir: Path, cameras: list[str], joint_topic: str, *, image_hz: flo
         stop = node.create_client(Trigger, '/recorder/stop')
         verdict = node.create_client(SetBool, '/recorder/set_success')
         meta_pub = node.create_publisher(String, '/recorder/set_metadata', qos.PROMPT)
+        status = _status_listener(node)
         ready = json.loads(publisher.stdout.readline() or '{}')
         if not ready.get('ready'):
             raise RuntimeError(f'publisher failed: {publisher.stderr.read()}')
@@ -122,7 +129,7 @@ def record(out_dir: Path, cameras: list[str], joint_topic: str, *, image_hz: flo
         if not line:
             raise RuntimeError(f'publisher died: {publisher.stderr.read()}')
         report = json.loads(line)
-        report['drain_s'] = _wait_recorded(node, report['published'])
+        report['drain_s'] = _wait_recorded(node, status, report['published'])
         if success is not None:
             _call(node, verdict, SetBool.Request(data=success))
         reply = _call(node, stop, Trigger.Request())
