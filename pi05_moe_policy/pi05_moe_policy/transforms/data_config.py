@@ -51,7 +51,7 @@ class DataConfig:
     state_in_prompt: bool = True
     max_token_len: int = 48
     require_prompt: bool = True
-    tokenizer_type: str = 'word_hash'  # 'word_hash' (offline, built in) or 'hf' (tokenizer.json)
+    tokenizer_type: str = 'word_hash'  # 'word_hash' (built in) or 'hf' (tokenizer.json/.model)
     tokenizer_path: str | None = None
     # How images, state bins and quantiles are computed. 'reference' is LeRobot's / openpi's
     # (resize-with-pad by plain bilinear interpolation, out-of-range states binned -1 / 255,

@@ -8,7 +8,9 @@ become bytes; lone surrogates are encoded with ``surrogatepass``).  A PI0.5 prom
 dims is ~30 tokens.
 
 ``HFTokenizer`` (pi05_base): a local ``tokenizer.json`` (e.g. PaliGemma's), loaded with the
-``tokenizers`` library and copied into the checkpoint.  Nothing is downloaded.
+``tokenizers`` library and copied into the checkpoint.  ``SentencePieceTokenizer``: the same
+from a SentencePiece ``tokenizer.model`` (openpi's ``paligemma_tokenizer.model``), through the
+``sentencepiece`` library.  Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -119,26 +121,60 @@ class HFTokenizer:
         return {'type': self.kind, 'file': self.FILE}
 
 
+class SentencePieceTokenizer:
+    """A local SentencePiece ``.model`` file; BOS is prepended as openpi does for PaliGemma."""
+
+    kind = 'sentencepiece'
+    FILE = 'tokenizer_spm.model'
+
+    def __init__(self, path: str | Path):
+        import sentencepiece
+
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f'tokenizer_path={str(path)!r}: no SentencePiece model there (a '
+                             'local file is needed; nothing is downloaded)')
+        self.path = p
+        self._sp = sentencepiece.SentencePieceProcessor(model_file=str(p))
+        self.vocab_size = self._sp.get_piece_size()
+        self.pad_id = max(self._sp.pad_id(), 0)
+        self.bos_id = self._sp.bos_id() if self._sp.bos_id() >= 0 else None
+
+    def encode(self, text: str) -> list[int]:
+        ids = self._sp.encode(text)
+        return ([self.bos_id] if self.bos_id is not None else []) + list(ids)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        shutil.copyfile(self.path, directory / self.FILE)
+        return {'type': self.kind, 'file': self.FILE}
+
+
+
 def build_tokenizer(tokenizer_type: str, vocab_size: int, tokenizer_path: str | None = None,
                     spec: dict[str, Any] | None = None, directory: Path | None = None
-                    ) -> WordHashTokenizer | HFTokenizer:
-    """From a config (``spec`` None) or from a checkpoint's ``tokenizer.json`` spec."""
+                    ) -> Tokenizer:
+    """From a config (``spec`` None) or from a checkpoint's ``tokenizer.json`` spec. With
+    ``tokenizer_type`` 'hf', a path ending in ``.model`` is a SentencePiece model."""
     if spec is not None:
         if spec.get('type') == 'word_hash':
             return WordHashTokenizer(spec['vocab_size'], spec.get('words', DEFAULT_WORDS))
         if spec.get('type') == 'hf':
             return HFTokenizer(Path(directory) / spec['file'])
+        if spec.get('type') == 'sentencepiece':
+            return SentencePieceTokenizer(Path(directory) / spec['file'])
         raise ValueError(f'tokenizer spec has unknown type {spec.get("type")!r}')
     if tokenizer_type == 'word_hash':
         return WordHashTokenizer(vocab_size)
+    if tokenizer_path is not None and str(tokenizer_path).endswith('.model'):
+        return SentencePieceTokenizer(tokenizer_path)
     return HFTokenizer(tokenizer_path)
 
 
-def save_tokenizer(tok: WordHashTokenizer | HFTokenizer, directory: Path) -> None:
+def save_tokenizer(tok: Tokenizer, directory: Path) -> None:
     spec = tok.save(directory)
     (directory / SPEC_FILE).write_text(json.dumps(spec, indent=1))
 
 
-def load_tokenizer(directory: Path) -> WordHashTokenizer | HFTokenizer:
+def load_tokenizer(directory: Path) -> Tokenizer:
     spec = json.loads((directory / SPEC_FILE).read_text())
     return build_tokenizer(spec.get('type', ''), 0, spec=spec, directory=directory)

@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='KIND is lerobot or openpi; DIR the local checkpoint directory')
     parser.add_argument('--out', required=True, help='the Policy.load directory to write')
     parser.add_argument('--tokenizer', default=None,
-                        help="PaliGemma's tokenizer.json (local file; never fetched)")
+                        help="PaliGemma's tokenizer: tokenizer.json or SentencePiece "
+                        "tokenizer.model (openpi's); a local file, never fetched")
     parser.add_argument('--camera-slots', default=None,
                         help='camera=slot pairs, the base camera first (default for openpi/'
                              f'LeRobot slots: {DEFAULT_CAMERA_SLOTS})')
