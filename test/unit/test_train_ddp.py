@@ -8,37 +8,20 @@ different flow noise, and that only rank 0 wrote logs.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-
 import torch
-from train_helpers import build_dataset, train_args
+from train_helpers import build_dataset, torchrun_train
 
 from pi05_moe_policy import Policy
 from pi05_moe_training.train.checkpointing import load_train_state
 from pi05_moe_training.train.distributed import parameter_hash
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_two_cpu_processes_keep_identical_replicas(tmp_path):
     dataset = build_dataset(tmp_path)
     out = tmp_path / 'ckpt'
-    args = train_args(dataset, out, '--max-steps', '3', '--batch-size', '2', '--save-every',
-                      '2', '--log-every', '1', '--warmup-steps', '1', '--routing-warmup-steps',
-                      '0', '--device', 'cpu')[1:]  # drop the 'train' subcommand
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-           '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
-           '-m', 'pi05_moe_training.train.loop', *args]
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = torchrun_train(dataset, out, '--max-steps', '3', '--batch-size', '2',
+                          '--save-every', '2', '--log-every', '1', '--warmup-steps', '1',
+                          '--routing-warmup-steps', '0')
 
     for step in (2, 3):
         state = load_train_state(out / f'checkpoint-{step}')

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_train_ddp import free_port
-from train_helpers import build_dataset, train_args
+from train_helpers import build_dataset, torchrun_train, train_args
 
 from pi05_moe_bringup import cli
 from pi05_moe_policy import Policy
@@ -33,15 +30,9 @@ K, N = 3, 6
 
 
 def torchrun(dataset, out, *extra) -> None:
-    args = train_args(dataset, out, '--max-steps', str(N), '--batch-size', '2', '--save-every',
-                      str(K), '--log-every', '1', '--warmup-steps', '1', '--lr', '1e-3',
-                      '--routing-warmup-steps', '0', '--device', 'cpu', *extra)[1:]
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-           '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
-           '-m', 'pi05_moe_training.train.loop', *args]
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    torchrun_train(dataset, out, '--max-steps', str(N), '--batch-size', '2', '--save-every',
+                   str(K), '--log-every', '1', '--warmup-steps', '1', '--lr', '1e-3',
+                   '--routing-warmup-steps', '0', *extra)
 
 
 def export(ckpt, out) -> dict[str, torch.Tensor]:

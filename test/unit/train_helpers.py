@@ -7,6 +7,10 @@ thermal camera active, "red" the L515.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from bag_factory import write_episode_bag
@@ -35,3 +39,22 @@ def train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
     """``pi05-moe train`` arguments: fast model, no workers, no progress bar."""
     return ['train', '--dataset', str(dataset), '--out', str(out), *FAST_MODEL,
             '--num-workers', '0', '--no-progress', *extra]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def torchrun_train(dataset: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``pi05-moe train`` under ``torchrun --nproc_per_node 2`` on the CPU (gloo, one thread
+    each); fails with the end of its output unless it exits 0, else returns the process."""
+    args = train_args(dataset, out, '--device', 'cpu', *extra)[1:]  # no 'train' subcommand
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+           '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
+           '-m', 'pi05_moe_training.train.loop', *args]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
