@@ -3,7 +3,8 @@
 Publishes (sensor-data QoS unless noted):
   /l515/color/image_raw rgb8, /l515/depth/image_rect_raw 16UC1 mm, /wrist/image_raw rgb8,
   /thermal/image_raw mono16 centi-K (+ /thermal/image_color rgb8 preview), each with CameraInfo
-  on the sibling `camera_info` topic;
+  on the sibling `camera_info` topic; a stream is rendered only while its image or its camera
+  info has a subscriber (the depth pass only for depth, the preview only for the preview);
   /joint_states every control period, reliable (as ros2_control's joint_state_broadcaster: a
   default subscriber such as rqt gets it, and best-effort ones like policy_node match too);
   /clock (sim time, monotonic across episodes);
@@ -157,23 +158,36 @@ class SimNode(Node):
                                            position=state.position.tolist(),
                                            velocity=state.velocity.tolist()))
         now = self.robot.clock
+        # Only what someone subscribes to is rendered: rendering is most of this node's CPU,
+        # and on a small machine it competes with the policy (README: real time).
         if self._schedules['l515'].due(now):
-            rgb, depth = self.robot.l515()
-            self._publish_image('l515_color', rgb, header)
-            self._publish_image('l515_depth', depth, header)
-        if self._schedules['wrist'].due(now):
+            color, depth = self._wanted('l515_color'), self._wanted('l515_depth')
+            if depth:
+                rgb, depth_mm = self.robot.l515()
+                self._publish_image('l515_depth', depth_mm, header)
+                if color:
+                    self._publish_image('l515_color', rgb, header)
+            elif color:
+                self._publish_image('l515_color', self.robot.l515_rgb(), header)
+        if self._schedules['wrist'].due(now) and self._wanted('wrist'):
             self._publish_image('wrist', self.robot.wrist(), header)
-        if self._schedules['thermal'].due(now):
+        preview_wanted = self._preview_pub.get_subscription_count() > 0
+        if self._schedules['thermal'].due(now) and (self._wanted('thermal') or preview_wanted):
             centi_k = self.robot.thermal()
             self._publish_image('thermal', centi_k, header)
-            preview = numpy_to_image(colorize(centi_k, *THERMAL_PREVIEW_CK), 'rgb8', Image(),
-                                     topics.THERMAL_COLOR)
-            preview.header = Header(stamp=header.stamp, frame_id=STREAMS['thermal'][4])
-            self._preview_pub.publish(preview)
+            if preview_wanted:
+                preview = numpy_to_image(colorize(centi_k, *THERMAL_PREVIEW_CK), 'rgb8',
+                                         Image(), topics.THERMAL_COLOR)
+                preview.header = Header(stamp=header.stamp, frame_id=STREAMS['thermal'][4])
+                self._preview_pub.publish(preview)
         success = self.robot.success()
         if success != self._success:
             self._success = success
             self._success_pub.publish(Bool(data=success))
+
+    def _wanted(self, stream: str) -> bool:
+        """Does anyone subscribe to the stream's image or camera info?"""
+        return any(pub.get_subscription_count() > 0 for pub in self._image_pubs[stream])
 
     def _publish_image(self, stream: str, array: np.ndarray, header: Header) -> None:
         camera, topic, _, encoding, frame_id = STREAMS[stream]

@@ -165,6 +165,8 @@ class Policy:
             raise ValueError(f'tokenizer vocab ({tokenizer.vocab_size}) exceeds '
                              f'ModelConfig.vocab_size={model.config.vocab_size}')
         self._generator = torch.Generator().manual_seed(self.seed)
+        self.num_steps: int | None = None  # None: the checkpoint's ModelConfig.num_steps
+        self.sparse_threshold = 0.0  # 0: every camera encoded (set_inference)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -275,6 +277,27 @@ class Policy:
         self.model.config = self.model_config.replace(noise_scale=noise_scale)
         return self
 
+    def set_inference(self, num_steps: int | None = None, sparse_threshold: float = 0.0
+                      ) -> Policy:
+        """How :meth:`infer` samples by default (not saved with the checkpoint).
+
+        ``num_steps``: Euler steps of a chunk (None or 0: the checkpoint's
+        ``ModelConfig.num_steps``); fewer steps cost proportionally less denoising.
+        ``sparse_threshold`` in [0, 1): expert cameras whose routing weight is below it are
+        not encoded (camera MoE checkpoints only; 0 encodes every camera)."""
+        if num_steps is not None and not (isinstance(num_steps, (int, np.integer))
+                                          and num_steps >= 0):
+            raise ValueError(f'num_steps must be an int >= 0 (0: the checkpoint\'s), got '
+                             f'{num_steps!r}')
+        if not (isinstance(sparse_threshold, (int, float)) and 0.0 <= sparse_threshold < 1.0):
+            raise ValueError(f'sparse_threshold must lie in [0, 1), got {sparse_threshold!r}')
+        if sparse_threshold > 0 and self.model.camera_moe is None:
+            raise ValueError(f'sparse_threshold={sparse_threshold!r} needs a camera-MoE '
+                             'checkpoint (use_camera_moe); this one concatenates its cameras')
+        self.num_steps = int(num_steps) if num_steps else None
+        self.sparse_threshold = float(sparse_threshold)
+        return self
+
     # ------------------------------------------------------------------ description
     @property
     def config(self) -> PolicyConfig:
@@ -360,7 +383,8 @@ class Policy:
 
         noise: optional (action_horizon, action_dim) or (1, H, action_dim) for reproducible
         output.  Returns actions (H, robot_action_dim) float32 in robot units, routing
-        {expert: weight}, timing {stage: ms}.
+        {expert: weight}, timing {stage: ms} and cameras_encoded (how many cameras went
+        through the vision tower: fewer than given with ``set_inference(sparse_threshold)``).
 
         Real-time chunking (RTC): ``prefix`` (H_prefix, robot_action_dim), robot units, are
         the *committed* actions: what the executor will still command from the chunk it runs
@@ -402,8 +426,10 @@ class Policy:
         was_training = self.model.training
         self.model.eval()  # no Gumbel noise at inference
         try:
-            actions, info = self.model.sample_actions(batch, noise=noise_t.to(dev),
-                                                      num_steps=num_steps, **rtc)
+            actions, info = self.model.sample_actions(
+                batch, noise=noise_t.to(dev),
+                num_steps=self.num_steps if num_steps is None else num_steps,
+                sparse_threshold=self.sparse_threshold, **rtc)
         finally:
             self.model.train(was_training)
         t2 = time.perf_counter()
@@ -419,7 +445,7 @@ class Policy:
             timing['rtc_rows'] = float(rtc['prefix_actions'].shape[1])
             timing['rtc_delay'] = float(rtc['prefix_len'])
         return {'actions': np.ascontiguousarray(out, dtype=np.float32), 'routing': routing,
-                'timing': timing}
+                'timing': timing, 'cameras_encoded': info['cameras_encoded']}
 
     def _prefix_inputs(self, state: np.ndarray, prefix: Any, start_s: float, delay: int,
                        dev: torch.device) -> dict[str, Any]:

@@ -20,7 +20,8 @@ SIM_YAML = Path(__file__).resolve().parents[2] / 'pi05_moe_bringup' / 'config' /
 
 @pytest.fixture(scope='module')
 def sim():
-    sim_cfg, executor_cfg = graph_configs(str(SIM_YAML))
+    graph = graph_configs(str(SIM_YAML))
+    sim_cfg, executor_cfg = graph.sim, graph.executor
     robot = SimRobot(sim_cfg, render=False)
     yield robot, executor_cfg
     robot.close()

@@ -126,6 +126,10 @@ class SimRobot:
         """(H, W, 3) uint8 RGB and aligned (H, W) uint16 depth in mm (0 = out of range)."""
         return self._require_rig().rgbd(self.scene.data, 'l515')
 
+    def l515_rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB of the L515 alone (no depth pass: half the rendering)."""
+        return self._require_rig().rgb(self.scene.data, 'l515')
+
     def wrist(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB from the gripper camera."""
         return self._require_rig().rgb(self.scene.data, 'wrist')

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from pi05_moe_bringup.description import load_graph, share_config
 from pi05_moe_bringup.sim.config import SimConfig
@@ -91,6 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--graph', default='sim',
                         help='bringup config whose sim_node and executor_node parameters are '
                         'used (default: the installed sim.yaml)')
+    parser.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
+                        help='override a graph parameter as `pi05-moe up --set` does (sim_node, '
+                        'executor_node, and policy_node\'s num_steps / '
+                        'sparse_routing_threshold), e.g. executor_node.mode=latest')
     parser.add_argument('--layout', default=None,
                         help="scene layout ('wide' or 'slots'; default: the graph's sim_node)")
     parser.add_argument('--device', default='cpu', help='torch device (cpu, cuda, ...)')
@@ -105,12 +110,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
-def graph_configs(graph: str) -> tuple[SimConfig, ExecutorNodeConfig]:
-    """The sim_node and executor_node configs of a bringup config (a path or an installed name)."""
+# policy_node parameters that change how the policy samples: sim-eval applies them as the
+# node does (Policy.set_inference), so its figures hold for the live graph's settings.
+INFERENCE_PARAMS = ('num_steps', 'sparse_routing_threshold')
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphConfigs:
+    sim: SimConfig
+    executor: ExecutorNodeConfig
+    inference: dict[str, Any]  # INFERENCE_PARAMS -> value, those the graph's policy_node sets
+
+
+def graph_configs(graph: str, sets: list[str] | tuple[str, ...] = ()) -> GraphConfigs:
+    """The sim_node and executor_node configs and policy_node's inference settings of a bringup
+    config (a path or an installed name), with ``--set NODE.PARAM=VALUE`` overrides (YAML
+    values).  Raises ValueError on a bad override."""
     path = Path(graph) if Path(graph).is_file() else share_config(graph)
     spec = load_graph(path)
-    return (from_flat(SimConfig, spec.node('sim_node').params),
-            from_flat(ExecutorNodeConfig, spec.node('executor_node').params))
+    params = {name: dict(spec.node(name).params)
+              for name in ('sim_node', 'executor_node', 'policy_node')}
+    for item in sets:
+        target, sep, value = item.partition('=')
+        node, _, param = target.partition('.')
+        if not sep or node not in params or not param:
+            raise ValueError(f'--set {item!r}: expected NODE.PARAM=VALUE with NODE one of '
+                             f'{sorted(params)}')
+        if node == 'policy_node' and param not in INFERENCE_PARAMS:
+            raise ValueError(f'--set {item!r}: sim-eval uses only policy_node\'s '
+                             f'{", ".join(INFERENCE_PARAMS)}')
+        try:
+            params[node][param] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f'--set {item!r}: {value!r} is not a YAML value') from None
+    return GraphConfigs(from_flat(SimConfig, params['sim_node']),
+                        from_flat(ExecutorNodeConfig, params['executor_node']),
+                        {k: v for k, v in params['policy_node'].items() if k in INFERENCE_PARAMS})
 
 
 def load_policy(checkpoint: str, robot: SimRobot, device: str = 'cpu', seed: int = 0) -> Any:
@@ -338,20 +373,27 @@ def run_episodes(loop: ClosedLoop, tasks: list[str], args: argparse.Namespace
 
 
 def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
-             executor_cfg: ExecutorNodeConfig, configs: list[LoopConfig]
+             executor_cfg: ExecutorNodeConfig, configs: list[LoopConfig],
+             inference: dict[str, Any] | None = None
              ) -> tuple[list[dict[str, Any]], float | None]:
     """Load the policy and run every loop config; (the runs' reports, the noise scale)."""
     with SimRobot(sim_cfg, render=args.checkpoint != EXPERT) as robot:
         policy = load_policy(args.checkpoint, robot, args.device, args.policy_seed)
         if args.noise_scale is not None and args.checkpoint != EXPERT:
             policy.set_noise_scale(args.noise_scale)
+        if inference and args.checkpoint != EXPERT:
+            try:  # e.g. a sparse threshold for a checkpoint without the camera MoE
+                policy.set_inference(inference.get('num_steps', 0),
+                                     inference.get('sparse_routing_threshold', 0.0))
+            except ValueError as exc:
+                raise SystemExit(f'sim-eval: policy_node settings: {exc}') from None
         loop = ClosedLoop(robot, policy, executor_cfg, configs[0])
         if any(c.measured for c in configs):  # the first inference is slow (lazy init)
             policy.infer(loop.observe(robot.task.prompt))
         print(f'sim-eval: {args.checkpoint}: {len(tasks)} task(s) x {args.episodes} episodes, '
               f'max {args.max_steps} steps of {robot.config.control_period_s:g} s, replan every '
               f'{args.replan}, executor {executor_cfg.mode} from {args.graph}, layout '
-              f'{sim_cfg.layout}, latency '
+              f'{sim_cfg.layout}, policy {inference or "as saved"}, latency '
               + ', '.join(c.describe() for c in configs), flush=True)
         runs = []
         for config in configs:
@@ -371,8 +413,9 @@ def main(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         print(f'sim-eval: --episodes must be >= 1, got {args.episodes}')
         return 2
-    sim_cfg, executor_cfg = graph_configs(args.graph)
     try:
+        graph = graph_configs(args.graph, args.set)
+        sim_cfg, executor_cfg = graph.sim, graph.executor
         configs = loop_configs(args)
         if args.layout is not None:
             sim_cfg = dataclasses.replace(sim_cfg, layout=args.layout)
@@ -384,11 +427,12 @@ def main(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.num_threads)
     started = time.monotonic()
-    runs, noise_scale = evaluate(args, tasks, sim_cfg, executor_cfg, configs)
+    runs, noise_scale = evaluate(args, tasks, sim_cfg, executor_cfg, configs, graph.inference)
     result = {
         'checkpoint': args.checkpoint, 'tasks': tasks, 'episodes_per_task': args.episodes,
         'seed': args.seed, 'graph': args.graph, 'layout': sim_cfg.layout,
-        'noise_scale': noise_scale,
+        'noise_scale': noise_scale, 'policy_inference': graph.inference,
+        'executor': dataclasses.asdict(executor_cfg), 'sets': list(args.set),
         'loop': {'replan_steps': args.replan, 'max_steps': args.max_steps,
                  'executor_mode': executor_cfg.mode, 'control_period_s': sim_cfg.control_period_s},
         'wall_s': round(time.monotonic() - started, 2),

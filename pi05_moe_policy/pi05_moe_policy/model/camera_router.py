@@ -111,14 +111,16 @@ class CameraMoE(nn.Module):
 
     def forward(self, base_tokens: torch.Tensor, expert_tokens: torch.Tensor,
                 expert_mask: torch.Tensor, prompt: torch.Tensor | None = None,
-                prompt_mask: torch.Tensor | None = None, state: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, RouterOutput]:
+                prompt_mask: torch.Tensor | None = None, state: torch.Tensor | None = None,
+                route: RouterOutput | None = None) -> tuple[torch.Tensor, RouterOutput]:
         """base_tokens: (B, T, D); expert_tokens: (B, N, T, D); expert_mask: (B, N) bool.
 
-        A missing expert (mask off) contributes zeros.  Returns fused (B, T, D) and the router
+        A missing expert (mask off) contributes zeros.  ``route``: the router's output if the
+        caller ran it already (sparse routing).  Returns fused (B, T, D) and the router
         output.
         """
-        route = self.router(base_tokens, prompt, prompt_mask, state)
+        if route is None:
+            route = self.router(base_tokens, prompt, prompt_mask, state)
         feats = expert_tokens * expert_mask.to(expert_tokens.dtype)[:, :, None, None]
         gated = feats * route.weights.to(feats.dtype)[:, :, None, None]  # w * F (B, N, T, D)
         if self.use_learnable_scales:

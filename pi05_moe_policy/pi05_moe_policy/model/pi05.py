@@ -63,6 +63,22 @@ def make_att_2d_masks(pad_masks: torch.Tensor, att_masks: torch.Tensor) -> torch
     return (att_2d & pad_2d) | eye
 
 
+def trim_prompt_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the token columns that are padding in every row (inference only).
+
+    Prompts are padded at the end to ``max_token_len`` (64 for ``small``, where a sim prompt is
+    ~5 tokens), and padded tokens change nothing downstream: they are masked out as keys,
+    their queries' outputs are never read, and positions count real tokens only
+    (``cumsum(pad) - 1``).  So the prefix shrinks from image + L to image + max real length
+    tokens with the same actions (to float rounding).  tokens, token_mask (B, L) -> (B, L')."""
+    mask = batch['token_mask'].bool()  # (B, L)
+    real = torch.nonzero(mask.any(dim=0)).flatten()
+    keep = int(real[-1]) + 1 if real.numel() else 1  # one column at least: shapes stay valid
+    if keep >= mask.shape[1]:
+        return batch
+    return {**batch, 'tokens': batch['tokens'][:, :keep], 'token_mask': mask[:, :keep]}
+
+
 @dataclasses.dataclass
 class Prefix:
     embs: torch.Tensor  # (B, P, D)
@@ -182,25 +198,46 @@ class Pi05Model(nn.Module):
         out[:, idx] = tok * image_masks[:, idx].to(tok.dtype)[:, :, None, None]
         return out
 
-    def embed_prefix(self, batch: dict[str, torch.Tensor], cam_tokens: torch.Tensor) -> Prefix:
-        """Image tokens (fused by the camera MoE, or all cameras concatenated) + language."""
+    def embed_prefix(self, batch: dict[str, torch.Tensor], cam_tokens: torch.Tensor,
+                     route: RouterOutput | None = None) -> Prefix:
+        """Image tokens (fused by the camera MoE, or all cameras concatenated) + language.
+        ``route``: the router's output when already computed (sparse routing)."""
         masks = batch['image_masks'].bool()  # (B, C)
         tok_mask = batch['token_mask'].bool()  # (B, L)
         lang = self.embed_language(batch['tokens'])  # (B, L, D)
         b, c, t, _ = cam_tokens.shape
-        route = None
         if self.camera_moe is not None:
             state = batch['state'].to(self.dtype)
             img, route = self.camera_moe(cam_tokens[:, 0], cam_tokens[:, 1:], masks[:, 1:],
-                                         lang, tok_mask, state)  # (B, T, D)
+                                         lang, tok_mask, state, route=route)  # (B, T, D)
             img_pad = masks[:, :1].expand(b, t)  # the base camera's mask
         else:
+            route = None
             img = cam_tokens.flatten(1, 2)  # (B, C*T, D)
             img_pad = masks[:, :, None].expand(b, c, t).flatten(1)  # (B, C*T)
         embs = torch.cat([img, lang.to(img.dtype)], dim=1)  # (B, P, D)
         pad = torch.cat([img_pad, tok_mask], dim=1)  # (B, P)
         att = torch.zeros_like(pad, dtype=torch.long)  # the prefix is one bidirectional block
         return Prefix(embs, pad, att, route)
+
+    def encode_routed(self, batch: dict[str, torch.Tensor], threshold: float
+                      ) -> tuple[torch.Tensor, torch.Tensor, RouterOutput]:
+        """Sparse routing at inference: the router reads only the base camera and the prompt
+        (and the state), so it runs first, and an expert camera whose weight is below
+        ``threshold`` in every row is not encoded at all: it enters the fusion as a missing
+        camera (zeros) instead of ``w * F`` with a small w.
+
+        -> camera tokens (B, C, T, D) (zeros for the skipped), the image masks (B, C) with
+        the skipped experts off, and the router's output (the weights of every expert)."""
+        images, masks = batch['images'], batch['image_masks'].bool()  # (B, C, 3, S, S), (B, C)
+        base = self.encode_images(images[:, :1], masks[:, :1])  # (B, 1, T, D)
+        lang = self.embed_language(batch['tokens'])  # (B, L, D)
+        route = self.camera_moe.router(base[:, 0], lang, batch['token_mask'].bool(),
+                                       batch['state'].to(self.dtype))
+        keep = masks.clone()  # (B, C)
+        keep[:, 1:] &= (route.weights >= threshold).any(dim=0)[None, :]
+        experts = self.encode_images(images[:, 1:], keep[:, 1:])  # (B, N, T, D), zeros if off
+        return torch.cat([base, experts.to(base.dtype)], dim=1), keep, route
 
     # ------------------------------------------------------------------ suffix
     def suffix_att(self) -> list[int]:
@@ -382,9 +419,15 @@ class Pi05Model(nn.Module):
     def sample_actions(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None = None,
                        num_steps: int | None = None, use_kv_cache: bool = True,
                        prefix_actions: torch.Tensor | None = None, prefix_len: int = 0,
-                       schedule: str | None = None, rtc_mode: str | None = None
+                       schedule: str | None = None, rtc_mode: str | None = None,
+                       sparse_threshold: float = 0.0
                        ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Euler integration from t=1 (noise) to t=0 over ``num_steps``.
+
+        The prompt's padding columns are dropped first (``trim_prompt_padding``: the same
+        actions, fewer prefix tokens).  ``sparse_threshold`` > 0 (camera MoE only): expert
+        cameras whose routing weight is below it are not encoded (``encode_routed``); 0
+        encodes every camera, as in training.
 
         With the KV cache the prefix runs once and each step runs the expert only; without it
         every step recomputes prefix + suffix (the reference the cache is tested against).
@@ -416,10 +459,18 @@ class Pi05Model(nn.Module):
             raise ValueError(f'noise must have shape {shape}, got {tuple(noise.shape)}')
         mode = cfg.rtc_mode if rtc_mode is None else rtc_mode
         rtc = self._rtc_target(prefix_actions, prefix_len, schedule, mode, batch, shape)
+        if not 0.0 <= float(sparse_threshold) <= 1.0:
+            raise ValueError(f'sparse_threshold must lie in [0, 1], got {sparse_threshold!r}')
+        batch = trim_prompt_padding(batch)
         timer = _Timer(dev)
-        cam = self.encode_images(images, batch['image_masks'].bool())
+        route = None
+        if sparse_threshold > 0 and self.camera_moe is not None:
+            cam, masks, route = self.encode_routed(batch, float(sparse_threshold))
+            batch = {**batch, 'image_masks': masks}
+        else:
+            cam = self.encode_images(images, batch['image_masks'].bool())
         timer.lap('vision')
-        prefix = self.embed_prefix(batch, cam)
+        prefix = self.embed_prefix(batch, cam, route)
         cache = self.build_prefix_cache(prefix) if use_kv_cache else None
         rows = self.suffix_rows(prefix, b, dev) if use_kv_cache else None
         timer.lap('prefix')
@@ -455,7 +506,9 @@ class Pi05Model(nn.Module):
         timing = dict(timer.ms)
         timing['denoise_per_step'] = timing['denoise'] / steps
         weights = prefix.route.weights.float() if prefix.route is not None else None
-        return x_t, {'routing_weights': weights, 'timing': timing}
+        encoded = batch['image_masks'].bool().any(dim=0).sum().item()
+        return x_t, {'routing_weights': weights, 'timing': timing,
+                     'cameras_encoded': int(encoded)}
 
     def _rtc_target(self, prefix_actions: torch.Tensor | None, prefix_len: int,
                     schedule: str | None, mode: str, batch: dict[str, torch.Tensor],

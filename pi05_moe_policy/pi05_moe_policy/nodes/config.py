@@ -41,6 +41,11 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig, RtcConfig):
     dtype: str = param('auto', 'Inference dtype: auto (bf16 on a CPU with AMX or AVX-512 BF16 '
                        'and on CUDA, else fp32), float32, bfloat16 or float16.')
     seed: int = param(0, 'Seed of a preset:<name> checkpoint\'s random weights.')
+    num_steps: int = param(0, 'Euler steps per chunk; 0 = the checkpoint\'s (10). Denoising '
+                           'costs in proportion: fewer steps, less latency (README: real time).')
+    sparse_routing_threshold: float = param(
+        0.0, 'Camera-MoE checkpoints: expert cameras whose routing weight is below this are '
+        'not encoded at all (saves their vision cost); 0 = encode every camera.')
     num_threads: int = param(0, 'Torch CPU threads for inference; 0 = torch\'s default. On a '
                              'small shared CPU, 1 avoids thread contention.')
     cameras: dict[str, str] = param(
@@ -83,6 +88,9 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig, RtcConfig):
         check(all(t == '' or t[0] in '/~' for t in self.cameras.values()), self, 'cameras',
               'topics starting with "/" or "~" (or empty to leave a camera out)')
         check(self.num_threads >= 0, self, 'num_threads', 'an int >= 0')
+        check(self.num_steps >= 0, self, 'num_steps', 'an int >= 0 (0: the checkpoint\'s)')
+        check(0.0 <= self.sparse_routing_threshold < 1.0, self, 'sparse_routing_threshold',
+              'a weight in [0, 1) (0: off)')
         check(self.dtype == 'auto' or self.dtype in DTYPE_NAMES, self, 'dtype',
               f"'auto' or one of {sorted(DTYPE_NAMES)}")
         check(self.max_prompt_chars > 0, self, 'max_prompt_chars', 'an int > 0')

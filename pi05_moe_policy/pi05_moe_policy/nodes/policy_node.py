@@ -19,7 +19,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
-from pi05_moe_policy.checkpoints import load_policy
+from pi05_moe_policy.checkpoints import CheckpointError, load_policy
 from pi05_moe_policy.core.image_codec import ImageCodecError
 from pi05_moe_policy.core.input_checks import JointStateCheck, check_frame
 from pi05_moe_policy.core.policy_inputs import (
@@ -58,6 +58,10 @@ class PolicyNode(Node):
         self.policy = p = load_policy(cfg.checkpoint, device=cfg.device, seed=cfg.seed,
                                       joint_names=cfg.joint_names,
                                       num_threads=cfg.num_threads or None, dtype=cfg.dtype)
+        try:
+            p.set_inference(cfg.num_steps, cfg.sparse_routing_threshold)
+        except ValueError as err:  # e.g. a threshold for a checkpoint without the camera MoE
+            raise CheckpointError(f'{cfg.checkpoint}: {err}') from None
         self.plan = plan = plan_inputs(cfg, p)
         self.joint_names, self.topics, self.kinds = plan.joint_names, plan.topics, plan.kinds
         self.buffer = plan.buffer(cfg)
