@@ -13,6 +13,14 @@ Starts ``pi05-moe up`` on a private ROS domain and measures, from a probe node i
 3. chunk -> command: with the executor alone (``--only executor_node``, mode ``latest``, no
    velocity limit), the probe publishes chunks whose rows all hold a new value and times the
    first command carrying it (DDS there and back plus the wait for the next tick).
+
+``--sim``: the live simulated graph instead (``pi05-moe up sim``: sim_node rendering its three
+cameras at 30/30/9 Hz, the shipped checkpoint, the executor, on sim time at real time). Each
+``--variant NAME=NODE.PARAM=VALUE,...`` (default: the graph as shipped, and ``10 steps`` =
+policy_node num_steps 10 with every camera encoded) runs ``--rounds`` times, alternating, for
+``--seconds`` each; printed per variant: camera -> chunk (``/clock`` at the chunk's arrival
+minus its observation stamp: snapshot wait + decode + inference + DDS, in sim time = wall time
+at real-time factor 1), the node's inference_ms, and its per-stage times (/diagnostics).
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 
@@ -193,18 +203,131 @@ def chunk_to_command(probe: Probe, graph: Path, log: Path, count: int) -> None:
     print(f'  chunk -> command       {pct(latencies)}')
 
 
+class SimProbe(Node):
+    """Times the chunks of the live sim graph against /clock; keeps policy_node's stages."""
+
+    def __init__(self, context):
+        super().__init__('sim_latency_probe', context=context)
+        self.lock = threading.Lock()
+        self.clock = 0.0
+        self.rows: list[tuple[float, float]] = []  # (age s, inference_ms)
+        self.stages: dict[str, list[float]] = {}
+        self.recording = False
+        self.create_subscription(Clock, topics.CLOCK, self._on_clock, qos.CLOCK)
+        self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk, qos.COMMAND)
+        self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, qos.STATUS)
+
+    def _on_clock(self, msg):
+        self.clock = msg.clock.sec + msg.clock.nanosec * 1e-9
+
+    def _on_chunk(self, msg):
+        with self.lock:
+            if self.recording:
+                self.rows.append((self.clock - stamp_to_sec(msg.header.stamp), msg.inference_ms))
+
+    def _on_diag(self, msg):
+        with self.lock:
+            if not self.recording:
+                return
+            for status in msg.status:
+                if 'policy_node' in status.name:
+                    for kv in status.values:
+                        if kv.key.startswith('stage_ms_'):
+                            self.stages.setdefault(kv.key[9:], []).append(float(kv.value))
+
+
+def sim_variants(items: list[str]) -> dict[str, list[str]]:
+    if not items:
+        return {'as shipped': [], '10 steps, every camera': [
+            'policy_node.num_steps=10', 'policy_node.sparse_routing_threshold=0.0']}
+    out = {}
+    for item in items:
+        name, sep, sets = item.partition('=')
+        if not sep:
+            raise SystemExit(f'--variant {item!r}: expected NAME=NODE.PARAM=VALUE,...')
+        out[name] = [x for x in sets.split(',') if x]
+    return out
+
+
+def sim_graph(probe: SimProbe, name: str, sets: list[str], log: Path, seconds: float
+              ) -> tuple[list[tuple[float, float]], dict[str, list[float]]]:
+    extra = [a for s in sets for a in ('--set', s)]
+    proc = start_graph(Path('sim'), log, *extra)
+    try:
+        wait(lambda: probe.clock > 0, 90, 'the sim clock (see ' + str(log) + ')')
+        time.sleep(8.0)  # the first chunks (model load, lazy init) are not the steady state
+        with probe.lock:
+            probe.rows, probe.stages, probe.recording = [], {}, True
+        time.sleep(seconds)
+        with probe.lock:
+            probe.recording = False
+            return list(probe.rows), dict(probe.stages)
+    finally:
+        stop_graph(proc)
+        probe.clock = 0.0
+
+
+def run_sim(context, args) -> None:
+    probe = SimProbe(context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    variants = sim_variants(args.variant)
+    rows: dict[str, list] = {n: [] for n in variants}
+    stages: dict[str, dict[str, list[float]]] = {n: {} for n in variants}
+    loads = []
+    with tempfile.TemporaryDirectory(prefix='bench_graph_') as tmp:
+        try:
+            for r in range(args.rounds):
+                for name, sets in variants.items():
+                    got, st = sim_graph(probe, name, sets, Path(tmp) / 'sim.log', args.seconds)
+                    loads.append(os.getloadavg()[0])
+                    rows[name] += got
+                    for k, v in st.items():
+                        stages[name].setdefault(k, []).extend(v)
+                    print(f'  round {r + 1} {name}: {len(got)} chunks', flush=True)
+        finally:
+            executor.shutdown()
+            probe.destroy_node()
+    print(f'live sim graph, {args.rounds} x {args.seconds:g} s per variant, load average '
+          f'during the runs {min(loads):.2f}-{max(loads):.2f}')
+    base = None
+    for name, got in rows.items():
+        age = [a * 1e3 for a, _ in got]
+        p50 = float(np.percentile(age, 50)) if age else float('nan')
+        base = p50 if base is None else base
+        print(f'{name} ({", ".join(variants[name]) or "sim.yaml"}):')
+        print(f'  camera -> chunk        {pct(age)}  ({p50 / base:.2f}x the first variant)')
+        print(f'  inference_ms (node)    {pct([ms for _, ms in got])}')
+        print('  stages (node, medians) ' + ', '.join(
+            f'{k} {np.median(v):.1f}' for k, v in sorted(stages[name].items())))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--sim', action='store_true',
+                        help='measure the live sim graph (pi05-moe up sim) instead')
+    parser.add_argument('--variant', action='append', default=[],
+                        metavar='NAME=NODE.PARAM=VALUE,...', help='--sim: a graph variant')
+    parser.add_argument('--rounds', type=int, default=2, help='--sim: rounds per variant (2)')
     parser.add_argument('--seconds', type=float, default=15.0, help='measuring window')
     parser.add_argument('--num-threads', type=int, default=1, help='torch threads (policy)')
     parser.add_argument('--inference-hz', type=float, default=10.0, help='max_inference_hz')
     parser.add_argument('--input-hz', type=float, default=30.0, help='camera/joint rate')
     parser.add_argument('--chunks', type=int, default=50, help='chunks for chunk -> command')
     args = parser.parse_args()
-    domain = random.randint(1, 200)
+    domain = random.randint(1, 101)  # test/domains.py: above 101 DDS ports collide
     os.environ.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
+    if args.sim:
+        print(f'ROS_DOMAIN_ID={domain}, {os.cpu_count()} CPUs, load average '
+              f'{os.getloadavg()[0]:.2f} at the start', flush=True)
+        try:
+            run_sim(context, args)
+        finally:
+            context.try_shutdown()
+        return
     probe = Probe(context, args.input_hz)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(probe)

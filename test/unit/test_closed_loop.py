@@ -14,6 +14,7 @@ import pytest
 from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
 from pi05_moe_bringup.sim_tools.closed_loop import ClosedLoop, LoopConfig, ScriptedPolicy
 from pi05_moe_bringup.sim_tools.evaluate import graph_configs
+from pi05_moe_policy.core.rtc import RtcConfig
 
 SIM_YAML = Path(__file__).resolve().parents[2] / 'pi05_moe_bringup' / 'config' / 'sim.yaml'
 
@@ -110,6 +111,7 @@ class NumberedChunks:
     thermal_cameras: tuple[str, ...] = ()
     joint_names = JOINT_NAMES
     robot_state_dim = len(JOINT_NAMES)
+    action_horizon = 50
 
     def __init__(self, control_period_s: float, clock: WallClock | None = None,
                  think_s: float = 0.0) -> None:
@@ -117,9 +119,10 @@ class NumberedChunks:
         self.reset()
 
     def reset(self) -> None:
-        self.k, self.start = 0, None
+        self.k, self.start, self.rtc_calls = 0, None, []
 
-    def infer(self, obs):
+    def infer(self, obs, **rtc):
+        self.rtc_calls = [*getattr(self, 'rtc_calls', []), rtc]  # RTC arguments, per call
         if self.start is None:
             self.start = obs['state'].copy()  # (D,)
         self.k += 1
@@ -197,3 +200,41 @@ def test_the_latency_config_is_validated():
     with pytest.raises(ValueError, match='real_time_factor=0'):
         LoopConfig(real_time_factor=0)
     assert LoopConfig(latency_s=0.4).describe() == 'fixed 0.4 s'
+
+
+def test_rtc_gives_each_inference_the_previous_chunks_rows_from_its_observation_on(sim):
+    """policy_node rtc: true in sim-eval: the same RtcPlanner, on sim time. Latency 0.1 s
+    (5 steps), a chunk asked every 10 steps: inference k observes at step 10 (k - 1), chunk
+    k - 1 was observed 10 steps earlier, so the committed rows start at its row 10, and the
+    delay is the measured 0.1 s = 5 control periods."""
+    robot, executor_cfg = sim
+    policy = NumberedChunks(robot.config.control_period_s)
+    loop = ClosedLoop(robot, policy, replace(executor_cfg, mode='rtc'),
+                      LoopConfig(max_steps=40, latency_s=0.1), rtc=RtcConfig(rtc=True))
+    loop.run_episode('lift_red_cube', 1000)
+    calls = policy.rtc_calls
+    assert len(calls) == 4 and calls[0] == {}  # nothing committed before the first chunk
+    for k, call in enumerate(calls[1:], start=2):
+        assert call['delay_steps'] == 5
+        assert call['prefix_start_s'] == pytest.approx(0.0, abs=1e-9)
+        prefix = call['prefix']  # (40, D): rows 10..49 of chunk k - 1
+        assert prefix.shape == (40, len(JOINT_NAMES))
+        assert prefix[0, 0] == pytest.approx(policy.start[0] + (k - 1) * STEP, abs=1e-6)
+        assert prefix[0, 1] == pytest.approx(policy.start[1] + 10 * ROW, abs=1e-6)
+    # off (the default): the policy is called without RTC arguments
+    plain = NumberedChunks(robot.config.control_period_s)
+    ClosedLoop(robot, plain, executor_cfg, LoopConfig(max_steps=40, latency_s=0.1),
+               rtc=RtcConfig(rtc=False)).run_episode('lift_red_cube', 1000)
+    assert plain.rtc_calls and all(call == {} for call in plain.rtc_calls)
+
+
+def test_sim_eval_reads_the_graphs_policy_settings_and_set_overrides():
+    graph = graph_configs(str(SIM_YAML), ['policy_node.num_steps=3', 'executor_node.mode=rtc',
+                                          'policy_node.rtc=true'])
+    assert graph.inference['num_steps'] == 3 and graph.inference['rtc'] is True
+    assert graph.executor.mode == 'rtc'
+    for bad, match in [('policy_node.checkpoint=x', 'uses only'),
+                       ('nobody.x=1', 'NODE.PARAM=VALUE'), ('executor_node.mode', 'NODE.PARAM'),
+                       ('executor_node.mode=sideways', 'sideways')]:
+        with pytest.raises(ValueError, match=match):
+            graph_configs(str(SIM_YAML), [bad])

@@ -32,7 +32,8 @@ rendered at the observation time.
 
 A "policy" is any object with ``infer(obs) -> {'actions': (H, D), 'routing': {expert: w}}``,
 ``reset()`` and the attributes ``camera_names``, ``thermal_cameras``, ``joint_names``,
-``robot_state_dim`` and ``control_period_s``: a :class:`pi05_moe_policy.Policy`, or
+``robot_state_dim``, ``action_horizon`` and ``control_period_s`` (with RTC, ``infer`` also
+takes ``prefix``, ``prefix_start_s`` and ``delay_steps``): a :class:`pi05_moe_policy.Policy`, or
 :class:`ScriptedPolicy` (the scripted IK expert behind the same interface).
 """
 
@@ -48,6 +49,7 @@ import numpy as np
 from pi05_moe_bringup.sim.expert import ExpertConfig, ScriptedExpert
 from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
 from pi05_moe_policy.core.executor import ChunkRejectedError, ExecutorCore
+from pi05_moe_policy.core.rtc import RtcConfig, RtcPlanner
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig
 from pi05_moe_policy.params import check
 
@@ -129,9 +131,15 @@ class ClosedLoop:
 
     def __init__(self, robot: SimRobot, policy: Any, executor: ExecutorNodeConfig,
                  config: LoopConfig | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
-        """``clock``: the wall clock (s) that times inferences in the measured latency mode."""
+                 clock: Callable[[], float] = time.perf_counter,
+                 rtc: RtcConfig | None = None):
+        """``clock``: the wall clock (s) that times inferences in the measured latency mode.
+        ``rtc``: real-time chunking as policy_node does it with ``rtc: true`` (the same
+        :class:`RtcPlanner`, on sim time): each chunk is conditioned on the rows of the previous
+        one that run while the policy thinks; None (or ``rtc.rtc`` False) leaves it off."""
         self.robot, self.policy, self.executor = robot, policy, executor
+        self.rtc = rtc if rtc is not None and rtc.rtc else None
+        self._planner: RtcPlanner | None = None
         self.config = config or LoopConfig()
         self.clock = clock
         self.dt = robot.config.control_period_s
@@ -168,6 +176,8 @@ class ClosedLoop:
         cfg, robot = self.config, self.robot
         spec = robot.reset(task=task, seed=seed)
         self.policy.reset()
+        if self.rtc is not None:  # a fresh planner: no committed chunk, no latency yet
+            self._planner = RtcPlanner(self.rtc, self.dt, self.policy.action_horizon)
         core = ExecutorCore(self.executor)  # a fresh executor: no chunks, no command yet
         start = robot.joint_state().position  # (D,)
         core.set_joint_state(start, robot.time)
@@ -218,14 +228,17 @@ class ClosedLoop:
                ) -> tuple[float, float, np.ndarray]:
         """Run the policy on the observation at ``now``; (arrival time, stamp, actions)."""
         obs = self.observe(prompt)
+        kwargs = self._planner.infer_kwargs(now) if self._planner is not None else {}
         t0 = self.clock()
-        out = self.policy.infer(obs)
+        out = self.policy.infer(obs, **kwargs)
         wall = self.clock() - t0
         actions = np.asarray(out['actions'], dtype=np.float64)  # (H, D)
         if actions.ndim != 2 or actions.shape[1] != len(JOINT_NAMES):
             raise ValueError(f'the policy returned actions of shape {actions.shape}, expected '
                              f'(horizon, {len(JOINT_NAMES)})')
         latency = self.config.latency(wall)
+        if self._planner is not None:  # published when it lands: the latency the node measures
+            self._planner.published(now, now + latency, actions)
         result.inferences.append(Inference(now, {k: float(v) for k, v in out['routing'].items()},
                                            wall * 1e3, latency))
         return now + latency, now, actions

@@ -54,6 +54,7 @@ from pi05_moe_bringup.sim_tools.closed_loop import (
 )
 from pi05_moe_policy import checkpoints
 from pi05_moe_policy.checkpoints import shipped_checkpoint
+from pi05_moe_policy.core.rtc import RtcConfig
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig
 from pi05_moe_policy.params import from_flat
 
@@ -94,8 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'used (default: the installed sim.yaml)')
     parser.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
                         help='override a graph parameter as `pi05-moe up --set` does (sim_node, '
-                        'executor_node, and policy_node\'s num_steps / '
-                        'sparse_routing_threshold), e.g. executor_node.mode=latest')
+                        'executor_node, and policy_node\'s num_steps, '
+                        'sparse_routing_threshold and rtc*), e.g. executor_node.mode=rtc '
+                        '--set policy_node.rtc=true')
     parser.add_argument('--layout', default=None,
                         help="scene layout ('wide' or 'slots'; default: the graph's sim_node)")
     parser.add_argument('--device', default='cpu', help='torch device (cpu, cuda, ...)')
@@ -112,7 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # policy_node parameters that change how the policy samples: sim-eval applies them as the
 # node does (Policy.set_inference), so its figures hold for the live graph's settings.
-INFERENCE_PARAMS = ('num_steps', 'sparse_routing_threshold')
+INFERENCE_PARAMS = ('num_steps', 'sparse_routing_threshold', 'rtc', 'rtc_latency_window',
+                    'rtc_latency_percentile', 'rtc_max_prefix_age_s')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,7 +390,11 @@ def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
                                      inference.get('sparse_routing_threshold', 0.0))
             except ValueError as exc:
                 raise SystemExit(f'sim-eval: policy_node settings: {exc}') from None
-        loop = ClosedLoop(robot, policy, executor_cfg, configs[0])
+        rtc = from_flat(RtcConfig, {k: v for k, v in (inference or {}).items()
+                                    if k.startswith('rtc')})
+        if rtc.rtc and args.checkpoint == EXPERT:
+            raise SystemExit('sim-eval: policy_node.rtc needs a learned policy, not the expert')
+        loop = ClosedLoop(robot, policy, executor_cfg, configs[0], rtc=rtc)
         if any(c.measured for c in configs):  # the first inference is slow (lazy init)
             policy.infer(loop.observe(robot.task.prompt))
         print(f'sim-eval: {args.checkpoint}: {len(tasks)} task(s) x {args.episodes} episodes, '

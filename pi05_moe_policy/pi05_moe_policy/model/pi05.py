@@ -420,14 +420,14 @@ class Pi05Model(nn.Module):
                        num_steps: int | None = None, use_kv_cache: bool = True,
                        prefix_actions: torch.Tensor | None = None, prefix_len: int = 0,
                        schedule: str | None = None, rtc_mode: str | None = None,
-                       sparse_threshold: float = 0.0
+                       sparse_threshold: float = 0.0, trim_prompt: bool = True
                        ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Euler integration from t=1 (noise) to t=0 over ``num_steps``.
 
         The prompt's padding columns are dropped first (``trim_prompt_padding``: the same
-        actions, fewer prefix tokens).  ``sparse_threshold`` > 0 (camera MoE only): expert
-        cameras whose routing weight is below it are not encoded (``encode_routed``); 0
-        encodes every camera, as in training.
+        actions, fewer prefix tokens; ``trim_prompt=False`` keeps them, for benchmarks).
+        ``sparse_threshold`` > 0 (camera MoE only): expert cameras whose routing weight is
+        below it are not encoded (``encode_routed``); 0 encodes every camera, as in training.
 
         With the KV cache the prefix runs once and each step runs the expert only; without it
         every step recomputes prefix + suffix (the reference the cache is tested against).
@@ -461,7 +461,8 @@ class Pi05Model(nn.Module):
         rtc = self._rtc_target(prefix_actions, prefix_len, schedule, mode, batch, shape)
         if not 0.0 <= float(sparse_threshold) <= 1.0:
             raise ValueError(f'sparse_threshold must lie in [0, 1], got {sparse_threshold!r}')
-        batch = trim_prompt_padding(batch)
+        if trim_prompt:
+            batch = trim_prompt_padding(batch)
         timer = _Timer(dev)
         route = None
         if sparse_threshold > 0 and self.camera_moe is not None:
