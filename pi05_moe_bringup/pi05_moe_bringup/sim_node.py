@@ -3,8 +3,7 @@
 Publishes (sensor-data QoS unless noted):
   /l515/color/image_raw rgb8, /l515/depth/image_rect_raw 16UC1 mm, /wrist/image_raw rgb8,
   /thermal/image_raw mono16 centi-K (+ /thermal/image_color rgb8 preview), each with CameraInfo
-  on the sibling `camera_info` topic; a stream is rendered only while its image or its camera
-  info has a subscriber (the depth pass only for depth, the preview only for the preview);
+  on the sibling `camera_info` topic, each rendered only while subscribed (image or info);
   /joint_states every control period, reliable (as ros2_control's joint_state_broadcaster: a
   default subscriber such as rqt gets it, and best-effort ones like policy_node match too);
   /clock (sim time, monotonic across episodes);
@@ -14,10 +13,8 @@ Subscribes (reliable): /arm_controller/commands (Float64MultiArray, joint order 
   `output_groups` each group's controller topic (e.g. /arm_controller/commands, 6 joints, and
   /gripper_controller/commands), as the executor sends them.
 Service: ~/reset (std_srvs/Trigger) starts the next episode with the `task` and `seed`
-  parameters as they are then.
-
-All work happens in one steady-clock timer that steps physics at real time (or slower); the
-subscriptions only store the latest command.
+  parameters as they are then. All work happens in one steady-clock timer that steps physics at
+  real time (or slower); the subscriptions only store the latest command.
 """
 
 import dataclasses
@@ -158,35 +155,24 @@ class SimNode(Node):
                                            position=state.position.tolist(),
                                            velocity=state.velocity.tolist()))
         now = self.robot.clock
-        # Only what someone subscribes to is rendered: rendering is most of this node's CPU,
-        # and on a small machine it competes with the policy (README: real time).
-        if self._schedules['l515'].due(now):
-            color, depth = self._wanted('l515_color'), self._wanted('l515_depth')
-            if depth:
-                rgb, depth_mm = self.robot.l515()
-                self._publish_image('l515_depth', depth_mm, header)
-                if color:
-                    self._publish_image('l515_color', rgb, header)
-            elif color:
-                self._publish_image('l515_color', self.robot.l515_rgb(), header)
-        if self._schedules['wrist'].due(now) and self._wanted('wrist'):
-            self._publish_image('wrist', self.robot.wrist(), header)
-        preview_wanted = self._preview_pub.get_subscription_count() > 0
-        if self._schedules['thermal'].due(now) and (self._wanted('thermal') or preview_wanted):
-            centi_k = self.robot.thermal()
-            self._publish_image('thermal', centi_k, header)
-            if preview_wanted:
-                preview = numpy_to_image(colorize(centi_k, *THERMAL_PREVIEW_CK), 'rgb8',
-                                         Image(), topics.THERMAL_COLOR)
-                preview.header = Header(stamp=header.stamp, frame_id=STREAMS['thermal'][4])
-                self._preview_pub.publish(preview)
+        due = {camera for camera, schedule in self._schedules.items() if schedule.due(now)}
+        # Only what is subscribed is rendered: it is most of this node's CPU (README: real time)
+        preview = 'thermal' in due and self._preview_pub.get_subscription_count() > 0
+        wanted = {s for s, spec in STREAMS.items() if spec[0] in due and self._wanted(s)}
+        frames = self.robot.render(wanted | ({'thermal'} if preview else set()))
+        for name, array in frames.items():
+            self._publish_image(name, array, header)
+        if preview:
+            msg = numpy_to_image(colorize(frames['thermal'], *THERMAL_PREVIEW_CK), 'rgb8',
+                                 Image(), topics.THERMAL_COLOR)
+            msg.header = Header(stamp=header.stamp, frame_id=STREAMS['thermal'][4])
+            self._preview_pub.publish(msg)
         success = self.robot.success()
         if success != self._success:
             self._success = success
             self._success_pub.publish(Bool(data=success))
 
-    def _wanted(self, stream: str) -> bool:
-        """Does anyone subscribe to the stream's image or camera info?"""
+    def _wanted(self, stream: str) -> bool:  # a subscriber to the image or its camera info
         return any(pub.get_subscription_count() > 0 for pub in self._image_pubs[stream])
 
     def _publish_image(self, stream: str, array: np.ndarray, header: Header) -> None:

@@ -277,6 +277,11 @@ class Policy:
         self.model.config = self.model_config.replace(noise_scale=noise_scale)
         return self
 
+    def set_truncation_handler(self, handler: Any) -> None:
+        """Report prompts cut to max_token_len to ``handler(text, n_ids)`` (None: Python
+        logging), as ``PolicyProcess`` does."""
+        self.transform.set_truncation_handler(handler)
+
     def set_inference(self, num_steps: int | None = None, sparse_threshold: float = 0.0
                       ) -> Policy:
         """How :meth:`infer` samples by default (not saved with the checkpoint).

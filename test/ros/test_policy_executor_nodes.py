@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -450,3 +451,43 @@ def test_rtc_chunks_agree_with_the_previous_chunk_under_sim_time(ros, spawn, tmp
     finally:
         ros.remove(probe.node)
         assert graph.stop() == 0
+
+
+def _inference_children(pid_file_pattern: str = 'pi05_moe_policy.inference_process'):
+    """PIDs of running inference child processes (their command line names the module)."""
+    pids = []
+    for cmdline in Path('/proc').glob('[0-9]*/cmdline'):
+        try:
+            if pid_file_pattern in cmdline.read_bytes().decode(errors='replace'):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.timeout(120)
+def test_inference_process_serves_chunks_and_ends_with_the_node(ros, spawn, tmp_path,
+                                                                wait_until):
+    """policy_node inference_process:=true: the model runs in a child process; chunks and
+    routing come out as in-process, and Ctrl-C ends node and child (exit code 0)."""
+    before = set(_inference_children())
+    probe = Probe(ros)
+    graph = start_graph(spawn, tmp_path, policy={'inference_process': True})
+    try:
+        wait_until(lambda: len(probe.messages('/pi05_moe/action_chunk')) >= 3, 60,
+                   'three action chunks')
+        children = set(_inference_children()) - before
+        assert len(children) == 1, children
+        chunk = probe.messages('/pi05_moe/action_chunk')[-1][1]
+        assert (chunk.horizon, chunk.action_dim) == (50, len(JOINTS))
+        assert np.isfinite(chunk.actions).all()
+        assert (chunk.header.stamp.sec, chunk.header.stamp.nanosec) in probe.sent_stamps
+        assert probe.messages('/pi05_moe/routing')
+        assert_graph_alive(graph)
+    finally:
+        ros.remove(probe.node)
+        start = time.monotonic()
+        assert graph.stop() == 0
+    assert time.monotonic() - start < 10.0
+    wait_until(lambda: not (set(_inference_children()) & children), 5,
+               'the inference child to end')

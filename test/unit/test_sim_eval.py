@@ -164,3 +164,25 @@ def test_an_episode_without_a_router_has_no_routing_figures():
     assert overall['routing_accuracy_inference'] is None
     assert overall['meets_routing_goal'] is None and overall['meets_success_goal'] is True
     assert np.isclose(overall['success_rate'], 1.0)
+
+
+def test_sim_eval_like_demo_runs_the_demos_episodes_with_the_graphs_settings(tmp_path, capsys):
+    """--like-demo: episode k is task k mod 2 with seed + k, as `pi05-moe demo` runs them;
+    --set reaches policy_node's inference settings (here 2 Euler steps and RTC) and the
+    executor's mode, and the report records them."""
+    out = tmp_path / 'like_demo.json'
+    code = cli(['sim-eval', '--checkpoint', 'preset:tiny', '--episodes', '3', '--like-demo',
+                '--max-steps', '20', '--replan', '5', '--seed', '40', '--layout', 'slots',
+                '--latency-s', '0.04', '--no-progress', '--out', str(out),
+                '--set', 'policy_node.num_steps=2', '--set', 'policy_node.rtc=true',
+                '--set', 'executor_node.mode=rtc'])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert [(e['task'], e['seed']) for e in result['episodes']] == [
+        ('lift_red_cube', 40), ('lift_hot_cube', 41), ('lift_red_cube', 42)]
+    assert result['policy_inference'] == {'num_steps': 2, 'rtc': True}
+    assert result['executor']['mode'] == 'rtc' and result['loop']['executor_mode'] == 'rtc'
+    assert 'policy {' in capsys.readouterr().out
+    assert cli(['sim-eval', '--checkpoint', 'preset:tiny', '--episodes', '1', '--no-progress',
+                '--out', str(out), '--set', 'policy_node.checkpoint=x']) == 2
+    assert 'uses only' in capsys.readouterr().out

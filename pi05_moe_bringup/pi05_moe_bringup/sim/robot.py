@@ -126,6 +126,25 @@ class SimRobot:
         """(H, W, 3) uint8 RGB and aligned (H, W) uint16 depth in mm (0 = out of range)."""
         return self._require_rig().rgbd(self.scene.data, 'l515')
 
+    def render(self, streams) -> dict[str, np.ndarray]:
+        """The frames of ``streams`` (any of l515_color, l515_depth, wrist, thermal), rendering
+        only those: the L515's depth pass runs only for l515_depth."""
+        unknown = set(streams) - {'l515_color', 'l515_depth', 'wrist', 'thermal'}
+        if unknown:
+            raise ValueError(f'unknown streams {sorted(unknown)}')
+        out: dict[str, np.ndarray] = {}
+        if 'l515_depth' in streams:
+            rgb, out['l515_depth'] = self.l515()
+            if 'l515_color' in streams:
+                out['l515_color'] = rgb
+        elif 'l515_color' in streams:
+            out['l515_color'] = self.l515_rgb()
+        if 'wrist' in streams:
+            out['wrist'] = self.wrist()
+        if 'thermal' in streams:
+            out['thermal'] = self.thermal()
+        return out
+
     def l515_rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB of the L515 alone (no depth pass: half the rendering)."""
         return self._require_rig().rgb(self.scene.data, 'l515')

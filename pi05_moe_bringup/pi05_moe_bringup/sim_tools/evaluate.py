@@ -74,6 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=1000,
                         help='episode k of every task uses seed + k (default 1000: away from '
                         'the seeds demonstrations are usually recorded with)')
+    parser.add_argument('--like-demo', action='store_true',
+                        help='the episodes `pi05-moe demo` runs: episode k is task k mod '
+                        '(number of tasks) with seed --seed + k, and --episodes counts them all '
+                        '(to compare a live demo with its prediction on the same seeds)')
     parser.add_argument('--max-steps', type=int, default=LoopConfig.max_steps,
                         help=f'control steps before an episode fails ({LoopConfig.max_steps})')
     parser.add_argument('--replan', type=int, default=LoopConfig.replan_steps,
@@ -360,7 +364,10 @@ def run_episodes(loop: ClosedLoop, tasks: list[str], args: argparse.Namespace
     from pi05_moe_training.progress import progress as tqdm
 
     results, episodes = [], []
-    jobs = [(t, args.seed + k) for t in tasks for k in range(args.episodes)]
+    if args.like_demo:  # episode k: task k mod T, seed + k (pi05-moe demo's order)
+        jobs = [(tasks[k % len(tasks)], args.seed + k) for k in range(args.episodes)]
+    else:
+        jobs = [(t, args.seed + k) for t in tasks for k in range(args.episodes)]
     bar = tqdm(jobs, desc='sim-eval', unit='ep', disable=args.no_progress)
     for task, seed in bar:
         results.append(loop.run_episode(task, seed))

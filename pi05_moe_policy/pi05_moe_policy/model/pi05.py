@@ -459,22 +459,9 @@ class Pi05Model(nn.Module):
             raise ValueError(f'noise must have shape {shape}, got {tuple(noise.shape)}')
         mode = cfg.rtc_mode if rtc_mode is None else rtc_mode
         rtc = self._rtc_target(prefix_actions, prefix_len, schedule, mode, batch, shape)
-        if not 0.0 <= float(sparse_threshold) <= 1.0:
-            raise ValueError(f'sparse_threshold must lie in [0, 1], got {sparse_threshold!r}')
-        if trim_prompt:
-            batch = trim_prompt_padding(batch)
         timer = _Timer(dev)
-        route = None
-        if sparse_threshold > 0 and self.camera_moe is not None:
-            cam, masks, route = self.encode_routed(batch, float(sparse_threshold))
-            batch = {**batch, 'image_masks': masks}
-        else:
-            cam = self.encode_images(images, batch['image_masks'].bool())
-        timer.lap('vision')
-        prefix = self.embed_prefix(batch, cam, route)
-        cache = self.build_prefix_cache(prefix) if use_kv_cache else None
-        rows = self.suffix_rows(prefix, b, dev) if use_kv_cache else None
-        timer.lap('prefix')
+        batch, prefix, cache, rows = self._prefix_for_sampling(batch, sparse_threshold,
+                                                               trim_prompt, use_kv_cache, timer)
         state = batch['state']
         x_t = noise.float().to(dev)
         dt = -1.0 / steps
@@ -507,9 +494,31 @@ class Pi05Model(nn.Module):
         timing = dict(timer.ms)
         timing['denoise_per_step'] = timing['denoise'] / steps
         weights = prefix.route.weights.float() if prefix.route is not None else None
-        encoded = batch['image_masks'].bool().any(dim=0).sum().item()
-        return x_t, {'routing_weights': weights, 'timing': timing,
-                     'cameras_encoded': int(encoded)}
+        encoded = int(batch['image_masks'].bool().any(dim=0).sum().item())
+        return x_t, {'routing_weights': weights, 'timing': timing, 'cameras_encoded': encoded}
+
+    def _prefix_for_sampling(self, batch: dict[str, torch.Tensor], sparse_threshold: float,
+                             trim_prompt: bool, use_kv_cache: bool, timer: _Timer) -> tuple:
+        """sample_actions' vision and prefix stages -> (the batch as used, Prefix, the KV cache
+        and the suffix rows, or None, None without the cache)."""
+        if not 0.0 <= float(sparse_threshold) <= 1.0:
+            raise ValueError(f'sparse_threshold must lie in [0, 1], got {sparse_threshold!r}')
+        if trim_prompt:
+            batch = trim_prompt_padding(batch)
+        route = None
+        if sparse_threshold > 0 and self.camera_moe is not None:
+            cam, masks, route = self.encode_routed(batch, float(sparse_threshold))
+            batch = {**batch, 'image_masks': masks}
+        else:
+            cam = self.encode_images(batch['images'], batch['image_masks'].bool())
+        timer.lap('vision')
+        prefix = self.embed_prefix(batch, cam, route)
+        cache = rows = None
+        if use_kv_cache:
+            cache = self.build_prefix_cache(prefix)
+            rows = self.suffix_rows(prefix, prefix.embs.shape[0], prefix.embs.device)
+        timer.lap('prefix')
+        return batch, prefix, cache, rows
 
     def _rtc_target(self, prefix_actions: torch.Tensor | None, prefix_len: int,
                     schedule: str | None, mode: str, batch: dict[str, torch.Tensor],

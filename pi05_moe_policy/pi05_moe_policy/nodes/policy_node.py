@@ -19,7 +19,6 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
 from pi05_moe_msgs.msg import ActionChunk, RoutingWeights
-from pi05_moe_policy.checkpoints import CheckpointError, load_policy
 from pi05_moe_policy.core.image_codec import ImageCodecError
 from pi05_moe_policy.core.input_checks import JointStateCheck, check_frame
 from pi05_moe_policy.core.policy_inputs import (
@@ -34,6 +33,7 @@ from pi05_moe_policy.core.rtc import RtcPlanner
 from pi05_moe_policy.core.snapshot import Skip
 from pi05_moe_policy.core.stats import RateMeter, RunningStats
 from pi05_moe_policy.core.worker import Worker
+from pi05_moe_policy.inference_process import PolicyProcess, open_policy
 from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.config import PolicyNodeConfig
 from pi05_moe_policy.nodes.main import run_node
@@ -54,14 +54,10 @@ class PolicyNode(Node):
         hz = cfg.max_inference_hz  # the worker starts at the end of __init__
         self._worker = Worker(self._infer_once, 1.0 / hz if hz else 0.0, self._on_error,
                               name='policy_worker')
-        # A bad checkpoint raises CheckpointError (a ValueError): one fatal line, no traceback.
-        self.policy = p = load_policy(cfg.checkpoint, device=cfg.device, seed=cfg.seed,
-                                      joint_names=cfg.joint_names,
-                                      num_threads=cfg.num_threads or None, dtype=cfg.dtype)
-        try:
-            p.set_inference(cfg.num_steps, cfg.sparse_routing_threshold)
-        except ValueError as err:  # e.g. a threshold for a checkpoint without the camera MoE
-            raise CheckpointError(f'{cfg.checkpoint}: {err}') from None
+        # A bad checkpoint: CheckpointError (a ValueError), one fatal line. In a child process
+        # with inference_process (its own GIL), else here.
+        p = open_policy(cfg.load_kwargs(), cfg.inference_kwargs(), cfg.inference_process)
+        self.policy, self.process = p, p if isinstance(p, PolicyProcess) else None
         self.plan = plan = plan_inputs(cfg, p)
         self.joint_names, self.topics, self.kinds = plan.joint_names, plan.topics, plan.kinds
         self.buffer = plan.buffer(cfg)
@@ -69,10 +65,8 @@ class PolicyNode(Node):
         self.joint_check = JointStateCheck(cfg, self.joint_names)
         self.rtc = RtcPlanner(cfg, p.control_period_s, p.action_horizon) if cfg.rtc else None
         self.once = FirstSeen()  # extra joint sets, truncated prompts: said once each
-        # The tokenizer reports prompts cut to max_token_len here, not to Python logging.
-        p.transform.set_truncation_handler(self._on_truncate)
-        self.rates = {n: RateMeter() for n in self.topics}
-        self.infer_ms = RunningStats()
+        p.set_truncation_handler(self._on_truncate)  # prompts cut to max_token_len: logged here
+        self.rates, self.infer_ms = {n: RateMeter() for n in self.topics}, RunningStats()
         self.prompt_in_use = cfg.prompt
         self.prompt_input = PromptInput(self, cfg.prompt_topic, cfg.prompt_in_use_topic,
                                         cfg.prompt, cfg.max_prompt_chars, self.warn)
@@ -88,9 +82,10 @@ class PolicyNode(Node):
         if plan.without:
             self.get_logger().warning(f'expert camera(s) {plan.without} have no topic in '
                                       'parameter cameras: the policy runs without them')
-        self._worker.abort_modules(p.model)  # Ctrl-C ends even a long inference within 2 s
+        if self.process is None:  # Ctrl-C ends even a long inference within 2 s
+            self._worker.abort_modules(p.model)
         self._worker.start()
-        self.context.on_shutdown(self._worker.stopping.set)  # Ctrl-C: no more publishing
+        self.context.on_shutdown(self._on_shutdown)  # Ctrl-C: no more publishing
 
     # ------------------------------------------------------------------ callbacks: store only
     def _on_image(self, name: str, msg: Image) -> None:
@@ -186,7 +181,13 @@ class PolicyNode(Node):
             now.to_msg(), f'{self.get_name()}: inference', level,
             self.last_skip or f'chunk {self.chunk_id}', values))
 
+    def _on_shutdown(self) -> None:  # a running inference in a child process is cut off
+        self._worker.stopping.set()
+        if self.process is not None:
+            self.process.close()
+
     def destroy_node(self) -> None:
+        self._on_shutdown()
         self._worker.stop(timeout=1.0)  # a running inference aborts at its next layer
         super().destroy_node()
 
