@@ -201,13 +201,17 @@ def _number(x: Any) -> bool:
 # ---------------------------------------------------------------------------- presets
 # rt1: CPU-sized for tests and the sim (2.2M parameters).  EfficientNet-B0 at a quarter of its
 # width and one MBConv block a stage (7 in all, each FiLMed) at 112 px: 4 x 4 features, 8 tokens
-# a camera, 2 frames of history, a 2-layer transformer 128 wide.  Measured on this 2-core EPYC,
+# a camera, 2 frames of history, a 2-layer transformer 128 wide.  The sim controls at 50 Hz and
+# replans every 10 steps (5 Hz, as for PI0.5): RT-1's one action a step becomes one 0.2 s chunk
+# of 10 joint targets through the same head (action_horizon=10), and its history frames are 10
+# dataset frames apart (history_stride=10), as far apart as two inferences.  Measured on this 2-core EPYC,
 # 1 thread, under load ~2: a training step at batch 8 (3 cameras x 2 frames: fwd + bwd + AdamW)
 # 0.45-0.55 s (128 px with two blocks a stage: 1.0 s); one inference 15-25 ms.
 _RT1: dict[str, Any] = dict(
     preset='rt1', efficientnet='efficientnet-b0', width_coefficient=0.25,
     depth_coefficient=0.2, image_size=112, feature_grid=4, token_dim=128, history=2,
-    depth=2, num_heads=4, mlp_dim=256, text_depth=1, text_num_heads=4,
+    history_stride=10, action_horizon=10, depth=2, num_heads=4, mlp_dim=256, text_depth=1,
+    text_num_heads=4,
 )
 
 # rt1_base: RT-1's published sizes: EfficientNet-B3 at 300 px (26 MBConv blocks, each FiLMed),
