@@ -162,8 +162,7 @@ def init_from_checkpoint(cfg: TrainConfig, data: TrainDataset) -> Any:
     dims) start fresh and are listed."""
     from pi05_moe_policy import Policy
     from pi05_moe_policy.checkpoints import load_policy
-    from pi05_moe_policy.model.factory import build_model
-    from pi05_moe_policy.model.factory import config_fields
+    from pi05_moe_policy.model.factory import build_model, config_fields
     from pi05_moe_policy.policy_config import PolicyConfig, split_overrides
     from pi05_moe_policy.transforms.normalize import NormStats
 

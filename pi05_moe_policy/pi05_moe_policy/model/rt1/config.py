@@ -204,8 +204,8 @@ def _number(x: Any) -> bool:
 # a camera, 2 frames of history, a 2-layer transformer 128 wide.  The sim controls at 50 Hz and
 # replans every 10 steps (5 Hz, as for PI0.5): RT-1's one action a step becomes one 0.2 s chunk
 # of 10 joint targets through the same head (action_horizon=10), and its history frames are 10
-# dataset frames apart (history_stride=10), as far apart as two inferences.  Measured on this 2-core EPYC,
-# 1 thread, under load ~2: a training step at batch 8 (3 cameras x 2 frames: fwd + bwd + AdamW)
+# dataset frames apart (history_stride=10), as far apart as two inferences.  Measured on this
+# 2-core EPYC, 1 thread, under load ~2: a training step at batch 8 (3 cameras x 2 frames: fwd + bwd + AdamW)
 # 0.45-0.55 s (128 px with two blocks a stage: 1.0 s); one inference 15-25 ms.
 _RT1: dict[str, Any] = dict(
     preset='rt1', efficientnet='efficientnet-b0', width_coefficient=0.25,

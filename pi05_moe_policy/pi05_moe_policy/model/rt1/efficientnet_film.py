@@ -14,6 +14,8 @@ conditioning vector c initialised to zero, so at init the network is the plain E
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -41,7 +43,12 @@ def build_efficientnet(cfg: RT1Config) -> nn.Module:
     """The named EfficientNet at ``cfg``'s coefficients and image size (random weights)."""
     from efficientnet_pytorch import EfficientNet
 
-    over = {'image_size': cfg.image_size, 'drop_connect_rate': cfg.drop_connect_rate}
+    # batch_norm_momentum is TF's convention (running = m * running + (1 - m) * batch): 0.9 is
+    # torch's default 0.1. The package's 0.99 suits ImageNet-scale runs; here, from scratch with
+    # small batches, the running statistics that inference uses would lag the weights by ~100s
+    # of steps.
+    over = {'image_size': cfg.image_size, 'drop_connect_rate': cfg.drop_connect_rate,
+            'batch_norm_momentum': 0.9}
     if cfg.width_coefficient is not None:
         over['width_coefficient'] = float(cfg.width_coefficient)
     if cfg.depth_coefficient is not None:
@@ -63,6 +70,28 @@ class FiLMEfficientNet(nn.Module):
         out_ch = self.blocks[-1]._block_args.output_filters
         self.pool = nn.AdaptiveAvgPool2d(cfg.feature_grid)
         self.proj = nn.Conv2d(out_ch, cfg.token_dim, kernel_size=1)
+        if self.proj.weight.device.type != 'meta':
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """EfficientNet's own initialisation (the TF reference): convolutions normal with
+        std sqrt(2 / fan_out), fan_out per group.  ``efficientnet_pytorch`` keeps torch's
+        default, made for loading pretrained weights; from scratch it shrank the activations
+        ~40x a block in eval mode (~4x with this one, from the SE gates and swish at fresh
+        BatchNorm statistics), so that before training every image gave the same tokens."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                # fan_out per group: a depthwise kernel (C, 1, k, k) has fan_out k*k, as in TF
+                k = m.weight.shape[2] * m.weight.shape[3]
+                std = math.sqrt(2.0 / (m.out_channels // m.groups * k))
+                nn.init.normal_(m.weight, std=std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for film in self.film:
+            film.reset_parameters()
 
     def forward(self, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x = self.act(self.bn0(self.conv_stem(images.to(self.proj.weight.dtype))))  # (N, C0, ..)

@@ -116,10 +116,13 @@ class RT1Model(nn.Module):
         b, f, c, k, d = cam.shape
         if self.camera_moe is None:
             return cam.flatten(2, 3), None  # (B, F, C*K, D)
-        rep = (lambda x: x[:, None].expand(b, f, *x.shape[1:]).flatten(0, 1))  # (B*F, ...)
+        def rep(x: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (B*F, ...), each frame's copy
+            return x[:, None].expand(b, f, *x.shape[1:]).flatten(0, 1)
+
         flat = cam.flatten(0, 1)  # (B*F, C, K, D)
-        fused, route = self.camera_moe(flat[:, 0], flat[:, 1:], masks.flatten(0, 1)[:, 1:].bool(),
-                                       rep(text), rep(token_mask.bool()),
+        fused, route = self.camera_moe(flat[:, 0], flat[:, 1:],
+                                       masks.flatten(0, 1)[:, 1:].bool(), rep(text),
+                                       rep(token_mask.bool()),
                                        rep(state.to(cam.dtype)))  # (B*F, K, D)
         return fused.view(b, f, k, d), route
 
