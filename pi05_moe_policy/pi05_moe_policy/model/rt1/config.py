@@ -205,8 +205,9 @@ def _number(x: Any) -> bool:
 # replans every 10 steps (5 Hz, as for PI0.5): RT-1's one action a step becomes one 0.2 s chunk
 # of 10 joint targets through the same head (action_horizon=10), and its history frames are 10
 # dataset frames apart (history_stride=10), as far apart as two inferences.  Measured on this
-# 2-core EPYC, 1 thread, under load ~2: a training step at batch 8 (3 cameras x 2 frames: fwd + bwd + AdamW)
-# 0.45-0.55 s (128 px with two blocks a stage: 1.0 s); one inference 15-25 ms.
+# 2-core EPYC, 1 thread, nice 19 under load 2-4: a training step at batch 8 (3 cameras x 2 frames,
+# fwd + bwd + AdamW) 0.53-0.79 s concatenated, 0.42-0.53 s routed (128 px with two blocks a
+# stage: ~1.0 s); one inference (current frame only, the previous one's tokens cached) 13-19 ms.
 _RT1: dict[str, Any] = dict(
     preset='rt1', efficientnet='efficientnet-b0', width_coefficient=0.25,
     depth_coefficient=0.2, image_size=112, feature_grid=4, token_dim=128, history=2,
