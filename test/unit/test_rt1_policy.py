@@ -149,6 +149,13 @@ def test_train_preset_rt1_logs_checkpoints_and_resumes(dataset, tmp_path):
     losses = [e.value for e in acc.Scalars('train/action_loss')]
     assert len(losses) >= 4 and all(np.isfinite(losses))
     assert losses[-1] < np.log(256)  # the cross-entropy over 256 bins fell from uniform
+    # open-loop evaluation of the checkpoint on its dataset, episode by episode
+    assert cli(['eval', str(dataset), '--checkpoint', str(out / 'latest'), '--out',
+                str(tmp_path / 'eval'), '--no-progress', '--num-threads', '1']) == 0
+    report = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
+    assert report['setup']['frames'] == 34 and report['setup']['episodes'] == 2
+    assert report['routing']['available'] and report['routing']['frames']['labelled'] == 34
+    assert report['latency_ms']['count'] == 34
 
 
 def test_sim_eval_runs_an_rt1_checkpoint_directory(tmp_path, capsys):
