@@ -7,6 +7,7 @@ checkpoint directory.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -174,3 +175,16 @@ def test_sim_eval_runs_an_rt1_checkpoint_directory(tmp_path, capsys):
         assert episode['arm_travel_rad'] > 1e-3  # its chunks reached the arm
         assert sum(episode['mean_routing'].values()) == pytest.approx(1.0, abs=1e-5)
     assert 'overall' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('flags, quoted', [
+    (dict(rtc_max_delay=3), 'TrainConfig.rtc_max_delay=3: expected 0 with an RT-1 preset'),
+    (dict(freeze='vlm'), "TrainConfig.freeze='vlm': expected only vision with an RT-1 preset"),
+    (dict(lora=True), 'TrainConfig.lora=True: expected False with an RT-1 preset'),
+    (dict(model_overrides={'vlm_depth': '2'}), "expected RT1Config or DataConfig fields"),
+])
+def test_training_flags_that_do_not_apply_to_rt1_are_refused(flags, quoted):
+    from pi05_moe_training.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match=re.escape(quoted)):
+        TrainConfig(preset='rt1', **flags)

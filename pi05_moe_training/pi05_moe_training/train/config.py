@@ -179,6 +179,12 @@ class TrainConfig:
         check(self.preset in NETWORK_PRESETS, self, 'preset', f'one of {sorted(NETWORK_PRESETS)}')
         model_fields = config_fields(config_class(self.preset))
         known = set(model_fields) | set(DATA_FIELDS)
+        if config_class(self.preset).__name__ == 'RT1Config':  # the RT-1 baseline
+            check(self.rtc_max_delay == 0, self, 'rtc_max_delay',
+                  '0 with an RT-1 preset (RT-1 takes no committed prefix)')
+            check(set(self.frozen_parts) <= {'vision'}, self, 'freeze',
+                  'only vision with an RT-1 preset (it has no vlm or expert)')
+            check(not self.lora, self, 'lora', 'False with an RT-1 preset (no Gemma layers)')
         check(set(self.model_overrides) <= known, self, 'model_overrides',
               f'{config_class(self.preset).__name__} or DataConfig fields (the loss is set with '
               f'--routing-* and '
