@@ -10,10 +10,10 @@
 #             cameras); routed: PI0.5's camera router gates the expert cameras' tokens, with the
 #             same router input ("prompt") and routing-loss schedule as the PI0.5 run.
 # Budget: the PI0.5 small run trained ~3 h 30 min on the 2-core dev machine (18000 steps at
-# batch 8). The rt1 preset took 0.4-0.8 s a step at batch 8 on 1 thread under load (model only);
-# with video decoding of the history frames, measure the first 500 steps' steps/s in TensorBoard
-# (perf/steps_per_s) and set MAX_STEPS so that the run fills the same 3 h 30 min (~20000 steps
-# at 1.6 steps/s).
+# batch 8). The rt1 preset took 0.4-0.8 s a step at batch 8 on 1 thread under load (model only;
+# a sample with its history frame reads in 12 ms). Measure the first 500 steps' steps/s in
+# TensorBoard (perf/steps_per_s) and set MAX_STEPS so that the run fills the same 3 h 30 min
+# (20000 steps assumes 1.6 steps/s).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WORK="${1:-runs/sim_small}"
