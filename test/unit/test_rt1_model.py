@@ -56,6 +56,9 @@ def test_shapes_of_loss_and_actions(moe):
                                   model.encode_instruction(batch)[0])
     assert frames.shape == (3, 1, 3, 4, cfg.token_dim)  # (B, F, C, K, D)
     assert set(out['timing']) == {'vision', 'transformer'}
+    assert out['cameras_encoded'] == 3
+    with pytest.raises(ValueError, match='sparse_threshold=0.5: RT-1 encodes every camera'):
+        model.sample_actions(batch, sparse_threshold=0.5)
     if moe:
         w = out['routing_weights']
         assert w.shape == (3, 2) and torch.allclose(w.sum(-1), torch.ones(3))

@@ -228,13 +228,19 @@ class RT1Model(nn.Module):
     @torch.no_grad()
     def sample_actions(self, batch: dict[str, torch.Tensor], noise: Any = None,
                        num_steps: int | None = None, use_history: bool = True,
-                       **_rtc: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+                       sparse_threshold: float = 0.0, **_rtc: Any
+                       ) -> tuple[torch.Tensor, dict[str, Any]]:
         """The argmax bins' centres (B, H, A) float32 (normalised units) for the current
         frame, with the ring buffer's previous frames (``use_history``; False: the current
         frame repeated, as a training batch without history).  ``noise``, ``num_steps`` and
         the RTC arguments of ``Pi05Model.sample_actions`` are accepted and ignored (RT-1 is
-        deterministic; a committed prefix cannot condition it).  info: routing_weights (B, N)
-        of the current frame or None, timing {vision, transformer} in ms."""
+        deterministic; a committed prefix cannot condition it).  ``sparse_threshold`` > 0
+        (skipping low-weight expert cameras) is refused: the history needs every camera's
+        tokens of every frame.  info: routing_weights (B, N) of the current frame or None,
+        timing {vision, transformer} in ms, cameras_encoded (every camera, each call)."""
+        if sparse_threshold:
+            raise ValueError(f'sparse_threshold={sparse_threshold!r}: RT-1 encodes every '
+                             'camera (its history needs them); use 0')
         cfg = self.config
         t0 = _time.perf_counter()
         images, masks = batch['images'], batch['image_masks'].bool()  # (B, C, ...), (B, C)
@@ -262,5 +268,5 @@ class RT1Model(nn.Module):
         weights = None
         if route is not None:
             weights = route.weights.view(b, cfg.history, -1)[:, -1].float()  # (B, N)
-        return actions, {'routing_weights': weights,
+        return actions, {'routing_weights': weights, 'cameras_encoded': int(images.shape[1]),
                          'timing': {'vision': (t1 - t0) * 1e3, 'transformer': (t2 - t1) * 1e3}}
