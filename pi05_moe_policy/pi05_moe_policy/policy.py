@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pi05_moe_policy.model.config import ModelConfig
-from pi05_moe_policy.model.pi05 import Pi05Model
+from pi05_moe_policy.model.factory import NetworkConfig, build_model
 from pi05_moe_policy.model.precision import resolve_dtype
 from pi05_moe_policy.policy_config import (
     PolicyConfig,
@@ -142,7 +141,8 @@ def to_model_layout(state: dict[str, torch.Tensor], model: torch.nn.Module
 
 
 class Policy:
-    """Transforms + ``Pi05Model`` + normalisation stats + tokenizer, behind ``infer``/``reset``.
+    """Transforms + the network (``Pi05Model``, or ``RT1Model`` for the RT-1 baseline) +
+    normalisation stats + tokenizer, behind ``infer``/``reset``.
 
     Attributes for robot adapters: ``config`` (a ``PolicyConfig``: ``.model`` the network,
     ``.data`` cameras/robot/prompt; also ``model_config`` and ``data_config``),
@@ -152,7 +152,7 @@ class Policy:
     ``transform`` (``make_transforms``: ``sample``/``collate``), ``compute_loss``.
     """
 
-    def __init__(self, model: Pi05Model, data_config: DataConfig, norm_stats: NormStats,
+    def __init__(self, model: torch.nn.Module, data_config: DataConfig, norm_stats: NormStats,
                  tokenizer: Any, seed: int = 0):
         PolicyConfig(model.config, data_config)  # the two must fit each other
         self.model = model.eval()
@@ -173,7 +173,8 @@ class Policy:
     def from_preset(cls, name: str, seed: int = 0, norm_stats: Any = None,
                     device: str | torch.device = 'cpu', dtype: Any = None,
                     num_threads: int | str | None = None, **config_overrides: Any) -> Policy:
-        """Random init of a preset (``tiny``, ``small``, ``pi05_base``) with config overrides:
+        """Random init of a preset (``tiny``, ``small``, ``pi05_base``; the RT-1 baseline's
+        ``rt1``, ``rt1_base``) with config overrides:
         flat ModelConfig or DataConfig field names, each routed to its config (an unknown
         name raises ValueError).  Norm stats default to the identity (q01=-1, q99=1).
         ``num_threads``: see ``set_torch_threads`` (None leaves torch's setting alone)."""
@@ -195,7 +196,7 @@ class Policy:
                                     data.tokenizer_path)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = Pi05Model(cfg.model)
+            model = build_model(cfg.model)  # Pi05Model, or RT1Model for the rt1 presets
         policy = cls(model, data, stats, tokenizer, seed=seed)
         return policy.to(device=device, dtype=resolve_dtype(dtype, device))
 
@@ -229,7 +230,7 @@ class Policy:
         # Built on the meta device and then given the file's tensors (assign): no random init
         # and no second copy of the weights, so pi05_base loads in bf16 within ~1x its size.
         with torch.device('meta'):
-            model = Pi05Model(cfg.model)
+            model = build_model(cfg.model)
         state = to_model_layout(load_file(str(d / 'model.safetensors')), model)
         check_state_dict(model, state)
         model.load_state_dict(state, assign=True)
@@ -311,7 +312,7 @@ class Policy:
         return PolicyConfig(self.model.config, self.data_config)
 
     @property
-    def model_config(self) -> ModelConfig:
+    def model_config(self) -> NetworkConfig:
         return self.model.config
 
     @property
@@ -374,8 +375,11 @@ class Policy:
 
     # ------------------------------------------------------------------ run time
     def reset(self) -> None:
-        """Start a new episode: the noise generator restarts from the seed."""
+        """Start a new episode: the noise generator restarts from the seed, and a model with
+        an image history (RT-1) forgets the frames it has seen."""
         self._generator = torch.Generator().manual_seed(self.seed)
+        if hasattr(self.model, 'reset_history'):
+            self.model.reset_history()
 
     def compute_loss(self, batch: dict[str, torch.Tensor], **kwargs: Any
                      ) -> tuple[torch.Tensor, dict[str, Any]]:

@@ -15,7 +15,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pi05_moe_policy.model.config import PRESETS, ModelConfig, make_config
+from pi05_moe_policy.model.config import ModelConfig
+from pi05_moe_policy.model.factory import (
+    NETWORK_PRESETS,
+    NetworkConfig,
+    config_fields,
+    make_network_config,
+    network_config_from_dict,
+)
+from pi05_moe_policy.model.rt1.config import RT1Config
 from pi05_moe_policy.params import strict_from_dict
 from pi05_moe_policy.transforms.data_config import DATA_PRESETS, DataConfig
 
@@ -27,20 +35,22 @@ OLD_LOSS_FIELDS = ('camera_routing_loss_weight', 'camera_routing_loss_warmup_ste
                    'camera_routing_loss_ramp_steps', 'camera_routing_focal_alpha',
                    'camera_routing_focal_gamma', 'time_beta_alpha', 'time_beta_beta')
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+RT1_FIELDS = config_fields(RT1Config)  # the RT-1 baseline's network (model/rt1/config.py)
 DATA_FIELDS = tuple(f.name for f in dataclasses.fields(DataConfig))
 
 
 @dataclasses.dataclass
 class PolicyConfig:
-    """The network (``model``) and the data it is run on (``data``), checked against each
-    other: real dims fit the padded ones, and one expert per gated camera."""
+    """The network (``model``: PI0.5's ``ModelConfig`` or RT-1's ``RT1Config``) and the data
+    it is run on (``data``), checked against each other: real dims fit the padded ones, and one
+    expert per gated camera."""
 
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    model: NetworkConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
-            self.model = ModelConfig.from_dict(self.model)
+            self.model = network_config_from_dict(self.model)
         if isinstance(self.data, dict):
             self.data = DataConfig.from_dict(self.data)
         m, d = self.model, self.data
@@ -61,7 +71,7 @@ class PolicyConfig:
 
     def replace(self, **overrides: Any) -> PolicyConfig:
         """A validated copy with flat field overrides, each routed to the config owning it."""
-        model, data = split_overrides(overrides)
+        model, data = split_overrides(overrides, config_fields(type(self.model)))
         if 'expert_cameras' in data and 'num_experts' not in model:
             model['num_experts'] = len(data['expert_cameras'])
         return PolicyConfig(self.model.replace(**model), self.data.replace(**data))
@@ -71,22 +81,26 @@ def _fail(cfg: Any, field: str, msg: str) -> None:
     raise ValueError(f'{type(cfg).__name__}.{field}={getattr(cfg, field)!r}: {msg}')
 
 
-def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Flat overrides -> (ModelConfig fields, DataConfig fields); an unknown name raises
-    ValueError listing the known ones."""
-    unknown = sorted(set(overrides) - set(MODEL_FIELDS) - set(DATA_FIELDS))
+def split_overrides(overrides: dict[str, Any], model_fields: tuple[str, ...] = MODEL_FIELDS
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Flat overrides -> (network config fields, DataConfig fields); an unknown name raises
+    ValueError listing the known ones.  ``model_fields``: the network's (default PI0.5's
+    ModelConfig; RT1_FIELDS for RT-1)."""
+    unknown = sorted(set(overrides) - set(model_fields) - set(DATA_FIELDS))
     if unknown:
-        raise ValueError(f'unknown config fields {unknown}; ModelConfig fields: '
-                         f'{sorted(MODEL_FIELDS)}; DataConfig fields: {sorted(DATA_FIELDS)}')
-    return ({k: v for k, v in overrides.items() if k in MODEL_FIELDS},
+        name = 'RT1Config' if model_fields == RT1_FIELDS else 'ModelConfig'
+        raise ValueError(f'unknown config fields {unknown}; {name} fields: '
+                         f'{sorted(model_fields)}; DataConfig fields: {sorted(DATA_FIELDS)}')
+    return ({k: v for k, v in overrides.items() if k in model_fields},
             {k: v for k, v in overrides.items() if k in DATA_FIELDS})
 
 
 def make_policy_config(preset: str, **overrides: Any) -> PolicyConfig:
-    """A preset's two configs with flat overrides (``Policy.from_preset``'s names)."""
-    if preset not in PRESETS:
-        raise ValueError(f'unknown preset {preset!r}; known presets: {sorted(PRESETS)}')
-    base = PolicyConfig(make_config(preset), DataConfig(**DATA_PRESETS[preset]))
+    """A preset's two configs with flat overrides (``Policy.from_preset``'s names).  The RT-1
+    presets (``rt1``, ``rt1_base``) give an ``RT1Config`` network."""
+    if preset not in NETWORK_PRESETS:
+        raise ValueError(f'unknown preset {preset!r}; known presets: {sorted(NETWORK_PRESETS)}')
+    base = PolicyConfig(make_network_config(preset), DataConfig(**DATA_PRESETS[preset]))
     return base.replace(**overrides) if overrides else base
 
 

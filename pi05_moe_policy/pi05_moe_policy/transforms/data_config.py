@@ -171,4 +171,8 @@ DATA_PRESETS: dict[str, dict[str, Any]] = {
     'small': dict(max_token_len=64),
     'pi05_base': dict(max_token_len=200, tokenizer_type='hf',
                       tokenizer_path='paligemma_tokenizer/tokenizer.json'),
+    # the RT-1 baseline (model/rt1): the same data side as PI0.5's small preset, so both train
+    # on the same datasets with the same prompts (RT-1 leaves the state out of the prompt)
+    'rt1': dict(max_token_len=64),
+    'rt1_base': dict(max_token_len=64),
 }

@@ -215,7 +215,11 @@ def run_policy(policy: Any, frames: Any, pairs: list[tuple[int, int]], cfg: Eval
         'predicted', 'recorded', 'is_pad', 'weights', 'labels', 'episode', 'frame',
         'timestamp', 'latency_ms')}
     stages: dict[str, list[float]] = {}
+    previous = None
     for episode, t in tqdm(pairs, desc='eval', unit='frame', disable=not cfg.progress):
+        if episode != previous:  # a new episode: a policy with an image history (RT-1) forgets
+            policy.reset()
+            previous = episode
         item = frames[int(starts[episode] + t)]
         noise = frame_noise(cfg.seed, episode, t, shape)
         t0 = time.perf_counter()

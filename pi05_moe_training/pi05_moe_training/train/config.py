@@ -60,7 +60,8 @@ class TrainConfig:
                                     'adapters inside --lora-parts')
     lora_parts: str = param('vlm,expert', 'comma-separated parts that get adapters: vision, '
                                           'vlm, expert')
-    preset: str = param('small', 'model preset: tiny | small | pi05_base')
+    preset: str = param('small', 'model preset: tiny | small | pi05_base, or the RT-1 '
+                                 'baseline: rt1 (CPU-sized) | rt1_base (RT-1\'s sizes)')
     model_overrides: dict[str, str] = param(
         {}, 'ModelConfig / DataConfig field overrides as KEY=VALUE, VALUE in JSON '
             '(e.g. use_camera_moe=false camera_router_temperature=0.5)')
@@ -172,13 +173,21 @@ class TrainConfig:
     def _check_model(self) -> None:
         """The preset and the override names; the values are validated by the policy's configs
         when the run combines them with the dataset's robot description."""
-        from pi05_moe_policy.model.config import PRESETS
-        from pi05_moe_policy.policy_config import DATA_FIELDS, MODEL_FIELDS
+        from pi05_moe_policy.model.factory import NETWORK_PRESETS, config_class, config_fields
+        from pi05_moe_policy.policy_config import DATA_FIELDS
 
-        check(self.preset in PRESETS, self, 'preset', f'one of {sorted(PRESETS)}')
-        known = set(MODEL_FIELDS) | set(DATA_FIELDS)
+        check(self.preset in NETWORK_PRESETS, self, 'preset', f'one of {sorted(NETWORK_PRESETS)}')
+        model_fields = config_fields(config_class(self.preset))
+        known = set(model_fields) | set(DATA_FIELDS)
+        if config_class(self.preset).__name__ == 'RT1Config':  # the RT-1 baseline
+            check(self.rtc_max_delay == 0, self, 'rtc_max_delay',
+                  '0 with an RT-1 preset (RT-1 takes no committed prefix)')
+            check(set(self.frozen_parts) <= {'vision'}, self, 'freeze',
+                  'only vision with an RT-1 preset (it has no vlm or expert)')
+            check(not self.lora, self, 'lora', 'False with an RT-1 preset (no Gemma layers)')
         check(set(self.model_overrides) <= known, self, 'model_overrides',
-              f'ModelConfig or DataConfig fields (the loss is set with --routing-* and '
+              f'{config_class(self.preset).__name__} or DataConfig fields (the loss is set with '
+              f'--routing-* and '
               f'--time-beta-* flags); unknown: {sorted(set(self.model_overrides) - known)}')
 
     def check_paths(self) -> None:

@@ -1,6 +1,9 @@
-"""Train the PI0.5 camera-MoE policy: flow-matching loss + focal routing loss.
+"""Train the PI0.5 camera-MoE policy: flow-matching loss + focal routing loss; or the RT-1
+baseline (``--preset rt1`` / ``rt1_base``): cross-entropy over 256 action bins (+ the routing
+loss when routed), through the same loop, checkpoints, resume and logging.
 
     pi05-moe train --dataset data/sim --preset small --out checkpoints/sim_small
+    pi05-moe train --dataset data/sim --preset rt1 --out checkpoints/sim_rt1
     pi05-moe train --dataset data/sim --out checkpoints/sim_small --resume
     torchrun --nproc_per_node 4 -m pi05_moe_training.train.loop --dataset ... --out ...
     tensorboard --logdir checkpoints/sim_small/tb
@@ -159,7 +162,7 @@ def init_from_checkpoint(cfg: TrainConfig, data: TrainDataset) -> Any:
     dims) start fresh and are listed."""
     from pi05_moe_policy import Policy
     from pi05_moe_policy.checkpoints import load_policy
-    from pi05_moe_policy.model import Pi05Model
+    from pi05_moe_policy.model.factory import build_model, config_fields
     from pi05_moe_policy.policy_config import PolicyConfig, split_overrides
     from pi05_moe_policy.transforms.normalize import NormStats
 
@@ -168,7 +171,8 @@ def init_from_checkpoint(cfg: TrainConfig, data: TrainDataset) -> Any:
     src = (consolidated_policy(init) if has_adapters(init) or is_sharded_checkpoint(init)
            else load_policy(cfg.init))
     fresh = cfg.model_config(data.robot_description())  # the dataset's data side
-    model_over, data_over = split_overrides(cfg.model_kwargs())
+    model_over, data_over = split_overrides(cfg.model_kwargs(),
+                                            config_fields(type(src.model_config)))
     keep = {f: getattr(src.data_config, f) for f in
             ('tokenizer_type', 'tokenizer_path', 'max_token_len', 'preprocessing',
              'normalization', 'state_in_prompt') if f not in data_over}
@@ -177,7 +181,7 @@ def init_from_checkpoint(cfg: TrainConfig, data: TrainDataset) -> Any:
     pcfg = PolicyConfig(model_cfg, data_cfg)
     torch.manual_seed(cfg.seed)
     stats = NormStats.from_dict(data.norm_stats(pcfg))
-    policy = Policy(Pi05Model(model_cfg), data_cfg, stats, src.tokenizer, seed=cfg.seed)
+    policy = Policy(build_model(model_cfg), data_cfg, stats, src.tokenizer, seed=cfg.seed)
     ours, theirs = policy.model.state_dict(), src.model.state_dict()
     fits = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
     policy.model.load_state_dict(fits, strict=False)

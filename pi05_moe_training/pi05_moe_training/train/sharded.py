@@ -97,7 +97,7 @@ def policy_skeleton(ckpt: str | Path) -> Any:
     import json
 
     from pi05_moe_policy import Policy
-    from pi05_moe_policy.model import Pi05Model
+    from pi05_moe_policy.model.factory import build_model
     from pi05_moe_policy.policy_config import config_from_checkpoint
     from pi05_moe_policy.transforms.normalize import NormStats
     from pi05_moe_policy.transforms.tokenizer import load_tokenizer
@@ -106,7 +106,7 @@ def policy_skeleton(ckpt: str | Path) -> Any:
     cfg = config_from_checkpoint(json.loads((d / 'config.json').read_text()),
                                  str(d / 'config.json'))
     with torch.random.fork_rng(devices=[]):
-        model = Pi05Model(cfg.model)
+        model = build_model(cfg.model)
     return Policy(model, cfg.data, NormStats.load(d / 'norm_stats.json'), load_tokenizer(d))
 
 

@@ -5,6 +5,12 @@ quantile normalisation, discretised state in the prompt, tokens, resize and pad 
 to three channels, padding): the same composition ``Policy.infer`` runs, so training and
 inference cannot disagree.  ``collate`` is the composition's as well.
 
+An image history (RT-1: ``RT1Config.history`` k > 1): each sample also holds the k - 1
+previous frames of its episode, ``history_stride`` frames apart, as ``image_history``
+(k-1, C, 3, S, S) oldest first and ``image_history_masks`` (k-1, C), through the same image
+steps; before the episode's first frame, frame 0 is repeated (the policy repeats its first
+frame at an episode's start the same way).
+
 Data order is a pure function of (seed, epoch, rank): ``ResumableSampler`` is a
 ``DistributedSampler`` that can start mid-epoch, and each epoch's ``DataLoader`` gets its own
 seeded generator (worker seeds derive from it, never from the global RNG that draws the flow
@@ -53,6 +59,7 @@ class TrainDataset(Dataset):
         self.stats = load_stats(self.root)
         self.frames: EpisodeDataset | None = None
         self.transform: Any = None
+        self.history, self.history_stride = 1, 1  # frames per sample (bind sets them)
 
     def norm_stats(self, config: Any) -> dict[str, dict[str, Any]]:
         """Normalisation stats for a ``PolicyConfig`` in the policy's layout: the state's from
@@ -103,6 +110,8 @@ class TrainDataset(Dataset):
         self.frames = EpisodeDataset(self.root, horizon=policy.action_horizon,
                                      cameras=list(cfg.camera_names))
         self.transform = policy.transform
+        self.history = int(getattr(policy.model_config, 'history', 1))
+        self.history_stride = int(getattr(policy.model_config, 'history_stride', 1))
         self.index = self.sample_index(self.frames.frame_times(), self.oversample_start_s,
                                        self.oversample_factor)
 
@@ -123,9 +132,25 @@ class TrainDataset(Dataset):
         experts = self.transform.data_config.expert_cameras
         # Labels only when the dataset has one for each of the model's expert cameras.
         active = {e: labels[e] for e in experts} if all(e in labels for e in experts) else None
-        return self.transform.sample(item['images'], item['state'], item['prompt'],
-                                     actions=item['actions'], camera_active=active,
-                                     action_is_pad=item['action_is_pad'])
+        sample = self.transform.sample(item['images'], item['state'], item['prompt'],
+                                       actions=item['actions'], camera_active=active,
+                                       action_is_pad=item['action_is_pad'])
+        if self.history > 1:
+            sample.update(self.past_images(item))
+        return sample
+
+    def past_images(self, item: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The k - 1 frames before ``item``'s (clamped at the episode's frame 0), through the
+        same transform: image_history (k-1, C, 3, S, S), image_history_masks (k-1, C)."""
+        frames = self._bound()
+        episode, t = item['episode_index'], item['frame_index']
+        images, masks = [], []
+        for j in range(self.history - 1, 0, -1):  # oldest first
+            past = frames.frame_images(episode, max(t - j * self.history_stride, 0))
+            s = self.transform.sample(past, item['state'], item['prompt'])
+            images.append(s['images'])
+            masks.append(s['image_masks'])
+        return {'image_history': torch.stack(images), 'image_history_masks': torch.stack(masks)}
 
     def collate(self, samples: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         return self.transform.collate(samples)
