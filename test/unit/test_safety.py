@@ -244,8 +244,38 @@ def test_enable_needs_a_fresh_joint_state():
     assert '0.600 s old' in c.enable(1.6)
 
 
-@pytest.mark.parametrize('service', ['enable', 'reset'])
-def test_enable_and_reset_ramp_from_the_last_command_instead_of_jumping(service):
+def test_enable_starts_from_the_measured_position_not_from_the_previews():
+    """Disabled, the previews reached no controller: the robot is where it was measured (here
+    moved elsewhere, as by hand or a simulator reset), so enabling starts there and the
+    commands then move toward the chunk within the velocity limit."""
+    c = core(max_velocity=[1.5], stale_timeout=2.0)
+    c.add_chunk(0.0, DT, NAMES, np.full((400, 3), 0.997), now=0.0)
+    t = 0.0
+    while t < 1.0:
+        preview = c.tick(t).command
+        t += DT
+    np.testing.assert_allclose(preview, 0.997)
+    c.set_joint_state(np.full(3, -0.5), t)  # the robot is elsewhere
+    assert c.enable(t) is None
+    c.add_chunk(t, DT, NAMES, np.full((400, 3), 0.997), now=t)  # a fresh plan, same target
+    commands = np.array([c.tick(t + i * DT).command for i in range(1, 80)])
+    assert np.abs(commands[0] - (-0.5)).max() <= 1.5 * DT + 1e-12  # from the measured, no jump
+    assert np.abs(np.diff(commands, axis=0)).max() <= 1.5 * DT + 1e-12
+    np.testing.assert_allclose(commands[-1], 0.997)  # then on to the chunk
+
+
+def test_chunks_observed_before_a_reset_are_not_used():
+    c = core(max_velocity=[100.0], stale_timeout=2.0)
+    c.add_chunk(0.0, DT, NAMES, np.full((100, 3), 0.3), now=0.0)
+    c.reset(0.5)
+    assert c.add_chunk(0.45, DT, NAMES, np.full((100, 3), 0.9), now=0.6) == 100  # in flight
+    assert c.chunks['late'] == 1 and c.tick(0.6).status != OK
+    c.add_chunk(0.55, DT, NAMES, np.full((100, 3), -0.2), now=0.65)
+    np.testing.assert_allclose(c.tick(0.66).command, -0.2)
+
+
+@pytest.mark.parametrize('service', ['reset'])
+def test_reset_ramps_from_the_last_command_instead_of_jumping(service):
     c = core(max_velocity=[1.5], stale_timeout=2.0)
     c.add_chunk(0.0, DT, NAMES, np.full((400, 3), 0.997), now=0.0)
     t = 0.0

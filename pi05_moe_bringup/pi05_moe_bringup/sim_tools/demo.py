@@ -304,6 +304,9 @@ def wait_for(predicate, timeout: float, what: str, alive) -> None:
         time.sleep(0.05)
 
 
+NEW_SCENE_S = 0.15  # s of sim time after a reset by which every camera has a new frame
+
+
 def run_episode(node: DemoClient, index: int, task: str, seed: int, timeout: float,
                 wall_cap: float, alive) -> EpisodeOutcome:
     """Steps 1-5 of the module docstring."""
@@ -311,7 +314,10 @@ def run_episode(node: DemoClient, index: int, task: str, seed: int, timeout: flo
     node.set_sim(task=task, seed=seed)
     node.trigger(node.sim_reset)
     reset_at = node.now()
-    wait_for(lambda: (node.newest_chunk or -1.0) >= reset_at, 60.0,
+    # A chunk observed after every camera has sent a frame of the new scene (the thermal
+    # camera's 9 Hz is the slowest): earlier ones mix frames of the old scene with the new
+    # state. The executor's reset then refuses the chunks still in flight.
+    wait_for(lambda: (node.newest_chunk or -1.0) >= reset_at + NEW_SCENE_S, 60.0,
              'chunk from the new episode', alive)
     node.trigger(node.executor_reset)
     node.arm_success(True)

@@ -92,6 +92,7 @@ class ExecutorCore:
         self.measured: np.ndarray | None = None  # (D,) latest usable joint positions
         self.measured_at: float | None = None  # when they arrived
         self.chunks = {'received': 0, 'late': 0, 'rejected': 0}
+        self.reset_at = -math.inf  # chunks observed before the last reset are not used
         if cfg.joint_names:
             self._set_joints(list(cfg.joint_names))
 
@@ -137,6 +138,8 @@ class ExecutorCore:
             except ValueError as exc:
                 raise ChunkRejectedError('names', str(exc)) from None
         actions = self._reorder(names, np.asarray(actions, dtype=np.float64))  # (H, D)
+        if stamp < self.reset_at:  # observed before the last reset: counted late, not kept
+            return len(actions)
         try:
             return self.ensembler.add(min(stamp, now), period, actions, now)
         except ValueError as exc:
@@ -187,18 +190,23 @@ class ExecutorCore:
 
     # ------------------------------------------------------------------ services
     def enable(self, now: float) -> str | None:
-        """Prepare actuation: ramp from the last command to the measured position until a chunk
-        takes over. Returns why it must be refused (None: go ahead)."""
+        """Prepare actuation: the first command starts from the measured position, the one
+        place the robot surely is (while disabled nothing reached the controller, so the
+        previews are no reference: after the robot moved, or the simulator reset, ramping from
+        the last preview would pull the arm back to it). Returns why it must be refused (None:
+        go ahead)."""
         problem = self.joint_state_problem(now)
         if problem is None:
-            self.safety.hold_toward(self.measured)
+            self.safety.reset(self.measured)
         return problem
 
     def reset(self, now: float) -> None:
-        """Drop every chunk (and joint names adopted from a chunk); holds ramp to the measured
-        position when it is fresh, else keep the last command."""
+        """Drop every chunk (and joint names adopted from a chunk), and refuse chunks observed
+        before ``now`` that are still in flight (they planned for the world before the reset);
+        holds ramp to the measured position when it is fresh, else keep the last command."""
         self.ensembler.reset()
         self.newest_stamp = None
+        self.reset_at = now
         if not self.cfg.joint_names:
             self.joint_names = self.safety = None
             self.measured = self.measured_at = None  # in the old order

@@ -4,8 +4,9 @@ A control-rate timer (node clock, so sim time under ``use_sim_time``) asks the e
 (:class:`pi05_moe_policy.core.executor.ExecutorCore`: chunk checks, temporal ensembling, joint
 and velocity limits, the stale-chunk watchdog) for the command for *now*. Actuation is off by
 default: commands go to the preview topic until ``~/enable`` (std_srvs/SetBool) is called, which
-needs a fresh joint state; enabling and ``~/reset`` (std_srvs/Trigger, drops every chunk) ramp
-from the last command, never jump. Bad chunks are rejected with rate-limited warnings.
+needs a fresh joint state and starts from it (the robot's measured position); ``~/reset``
+(std_srvs/Trigger) drops every chunk, and chunks observed before it, and ramps from the last
+command: neither jumps. Bad chunks are rejected with rate-limited warnings.
 Parameters: :class:`pi05_moe_policy.nodes.config.ExecutorNodeConfig` (``joint_names`` is
 required with ``output: commands`` or ``output_groups``: one controller per group of joints,
 :mod:`pi05_moe_policy.nodes.command_out`).
@@ -101,7 +102,7 @@ class ExecutorNode(Node):
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
         problem = None
         if request.data and not self.enabled:
-            problem = self.core.enable(self._now())  # ramps from the last command
+            problem = self.core.enable(self._now())  # starts from the measured position
         if problem is None:
             self.enabled = bool(request.data)
         response.success = problem is None
