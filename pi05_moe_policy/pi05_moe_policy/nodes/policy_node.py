@@ -183,7 +183,7 @@ class PolicyNode(Node):
 
     def _on_shutdown(self) -> None:  # a running inference in a child process is cut off
         self._worker.stopping.set()
-        if self.process is not None:
+        if getattr(self, 'process', None) is not None:  # none yet if the checkpoint failed
             self.process.close()
 
     def destroy_node(self) -> None:
