@@ -213,6 +213,7 @@ class SimProbe(Node):
         self.rows: list[tuple[float, float]] = []  # (age s, inference_ms)
         self.stages: dict[str, list[float]] = {}
         self.recording = False
+        self.chunks_seen = 0
         self.create_subscription(Clock, topics.CLOCK, self._on_clock, qos.CLOCK)
         self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk, qos.COMMAND)
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, qos.STATUS)
@@ -222,6 +223,7 @@ class SimProbe(Node):
 
     def _on_chunk(self, msg):
         with self.lock:
+            self.chunks_seen += 1
             if self.recording:
                 self.rows.append((self.clock - stamp_to_sec(msg.header.stamp), msg.inference_ms))
 
@@ -254,8 +256,11 @@ def sim_graph(probe: SimProbe, name: str, sets: list[str], log: Path, seconds: f
     extra = [a for s in sets for a in ('--set', s)]
     proc = start_graph(Path('sim'), log, *extra)
     try:
-        wait(lambda: probe.clock > 0, 90, 'the sim clock (see ' + str(log) + ')')
-        time.sleep(8.0)  # the first chunks (model load, lazy init) are not the steady state
+        probe.chunks_seen = 0
+        # The first chunk comes after the model's load and warm-up (with torch_compile: its
+        # compilation); the first few are not the steady state.
+        wait(lambda: probe.chunks_seen > 0, 240, 'the first chunk (see ' + str(log) + ')')
+        time.sleep(4.0)
         with probe.lock:
             probe.rows, probe.stages, probe.recording = [], {}, True
         time.sleep(seconds)

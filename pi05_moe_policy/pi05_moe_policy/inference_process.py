@@ -180,6 +180,9 @@ def open_policy(load: dict[str, Any], inference: dict[str, Any] | None = None,
         return PolicyProcess(load, inference)
     policy = load_policy(**load)
     try:
-        return policy.set_inference(**(inference or {}))
+        policy.set_inference(**(inference or {}))
     except ValueError as err:  # e.g. a threshold for a checkpoint without the camera MoE
         raise CheckpointError(f'{load.get("spec")}: {err}') from None
+    if (inference or {}).get('torch_compile'):
+        policy.infer(policy.fake_obs(seed=0))  # compile now, not in the first chunk
+    return policy

@@ -283,14 +283,16 @@ class Policy:
         logging), as ``PolicyProcess`` does."""
         self.transform.set_truncation_handler(handler)
 
-    def set_inference(self, num_steps: int | None = None, sparse_threshold: float = 0.0
-                      ) -> Policy:
+    def set_inference(self, num_steps: int | None = None, sparse_threshold: float = 0.0,
+                      torch_compile: bool = False) -> Policy:
         """How :meth:`infer` samples by default (not saved with the checkpoint).
 
         ``num_steps``: Euler steps of a chunk (None or 0: the checkpoint's
         ``ModelConfig.num_steps``); fewer steps cost proportionally less denoising.
         ``sparse_threshold`` in [0, 1): expert cameras whose routing weight is below it are
-        not encoded (camera MoE checkpoints only; 0 encodes every camera)."""
+        not encoded (camera MoE checkpoints only; 0 encodes every camera).
+        ``torch_compile``: compile the denoising step (``Pi05Model.compile_for_inference``;
+        the next chunk pays the compilation, then each step costs less; cannot be undone)."""
         if num_steps is not None and not (isinstance(num_steps, (int, np.integer))
                                           and num_steps >= 0):
             raise ValueError(f'num_steps must be an int >= 0 (0: the checkpoint\'s), got '
@@ -300,8 +302,13 @@ class Policy:
         if sparse_threshold > 0 and self.model.camera_moe is None:
             raise ValueError(f'sparse_threshold={sparse_threshold!r} needs a camera-MoE '
                              'checkpoint (use_camera_moe); this one concatenates its cameras')
+        if torch_compile and not hasattr(self.model, 'compile_for_inference'):
+            raise ValueError(f'torch_compile: {type(self.model).__name__} has no compiled '
+                             'inference path')
         self.num_steps = int(num_steps) if num_steps else None
         self.sparse_threshold = float(sparse_threshold)
+        if torch_compile:
+            self.model.compile_for_inference()
         return self
 
     # ------------------------------------------------------------------ description

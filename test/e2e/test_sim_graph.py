@@ -62,7 +62,8 @@ def graph(ros, spawn_each):
     """`pi05-moe up sim` (tiny policy) on the module's private domain; yields (runner, probe).
     The runner must exit 0 on Ctrl-C."""
     runner = spawn_each(['pi05-moe', 'up', str(SIM_YAML), '--no-color', '--set',
-                         'policy_node.checkpoint=preset:tiny'])
+                         'policy_node.checkpoint=preset:tiny', '--set',
+                         'policy_node.torch_compile=false'])
     probe = ros.add(Probe(ros.context))
     yield runner, probe
     ros.remove(probe)

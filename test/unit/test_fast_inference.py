@@ -127,3 +127,26 @@ def test_node_config_validates_the_inference_settings():
         PolicyNodeConfig(checkpoint='preset:tiny', num_steps=-1)
     with pytest.raises(ValueError, match='sparse_routing_threshold.*1.5'):
         PolicyNodeConfig(checkpoint='preset:tiny', sparse_routing_threshold=1.5)
+
+
+def test_the_compiled_denoising_step_gives_the_eager_chunk(model):
+    """torch_compile (Inductor, dynamic shapes): the same chunk as eager within 1e-4 (fp32
+    kernels fused in another order), and a prompt of another length reuses it."""
+    cfg = model.config
+    compiled = Pi05Model(cfg).eval()
+    compiled.load_state_dict(model.state_dict())
+    compiled.compile_for_inference()
+    assert '_velocity_cached' in compiled.__dict__
+    noise = torch.randn(2, cfg.action_horizon, cfg.action_dim,
+                        generator=torch.Generator().manual_seed(4))
+    for real in (5, 9):  # two prompt lengths: two prefix lengths
+        batch = one_prompt_batch(cfg, real_tokens=real)
+        eager, _ = model.sample_actions(batch, noise=noise, num_steps=3)
+        fast, _ = compiled.sample_actions(batch, noise=noise, num_steps=3)
+        assert (fast - eager).abs().max().item() < 1e-4
+
+
+def test_torch_compile_is_refused_for_a_network_without_a_compiled_path():
+    rt1 = Policy.from_preset('rt1', seed=0)
+    with pytest.raises(ValueError, match='torch_compile'):
+        rt1.set_inference(torch_compile=True)

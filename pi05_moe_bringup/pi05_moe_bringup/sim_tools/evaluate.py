@@ -118,7 +118,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # policy_node parameters that change how the policy samples: sim-eval applies them as the
 # node does (Policy.set_inference), so its figures hold for the live graph's settings.
-INFERENCE_PARAMS = ('num_steps', 'sparse_routing_threshold', 'rtc', 'rtc_latency_window',
+INFERENCE_PARAMS = ('num_steps', 'sparse_routing_threshold', 'torch_compile', 'rtc',
+                    'rtc_latency_window',
                     'rtc_latency_percentile', 'rtc_max_prefix_age_s')
 
 
@@ -394,7 +395,8 @@ def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
         if inference and args.checkpoint != EXPERT:
             try:  # e.g. a sparse threshold for a checkpoint without the camera MoE
                 policy.set_inference(inference.get('num_steps', 0),
-                                     inference.get('sparse_routing_threshold', 0.0))
+                                     inference.get('sparse_routing_threshold', 0.0),
+                                     bool(inference.get('torch_compile', False)))
             except ValueError as exc:
                 raise SystemExit(f'sim-eval: policy_node settings: {exc}') from None
         rtc = from_flat(RtcConfig, {k: v for k, v in (inference or {}).items()

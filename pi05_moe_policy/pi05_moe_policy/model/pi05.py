@@ -327,6 +327,15 @@ class Pi05Model(nn.Module):
         h = self.config.action_horizon
         return self.action_out_proj(out[:, -h:]).float()
 
+    def compile_for_inference(self) -> None:
+        """``torch.compile`` the denoising step (the expert against the prefix cache), which
+        runs ``num_steps`` times a chunk and is bound by the overhead of its many small ops.
+        Shapes are marked dynamic (the prefix length follows the prompt), so one compilation
+        serves every prompt; the first chunk pays it (tens of seconds on a small CPU: warm up
+        at start). Needs a C++ compiler on a CPU (Inductor)."""
+        if '_velocity_cached' not in self.__dict__:  # compiled once: an instance attribute
+            self._velocity_cached = torch.compile(self._velocity_cached, dynamic=True)
+
     # ------------------------------------------------------------------ training
     @staticmethod
     def sample_time(b: int, device: torch.device, alpha: float = TIME_BETA_ALPHA,
