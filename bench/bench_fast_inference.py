@@ -11,7 +11,9 @@ interleaved (A, B, C, A, B, C, ...) so other load hits them alike:
 - ``trim``: the padding trimmed (the same actions);
 - ``trim+N steps``: fewer Euler steps (``policy_node num_steps``);
 - ``trim+N steps+sparse T``: and expert cameras whose routing weight is below T not encoded
-  (``policy_node sparse_routing_threshold``).
+  (``policy_node sparse_routing_threshold``);
+- ``trim+N steps+compile``: a second copy of the model with its denoising step compiled
+  (``policy_node torch_compile``; ``--compile N``), its compilation untimed.
 
 Stages: decode (sensor_msgs/Image -> numpy, as policy_node does), transform (resize, normalise,
 tokenise), vision, prefix (fusion + language + KV cache), denoise (and per step), publish
@@ -50,6 +52,10 @@ def variants(steps: list[int], threshold: float) -> dict[str, dict]:
     return out
 
 
+def frames_for(policy, frames: dict) -> dict:
+    return {n: frames[n] for n in policy.camera_names}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--checkpoint', default='shipped:sim_small')
@@ -59,6 +65,9 @@ def main() -> None:
     parser.add_argument('--steps', default='5,4,3', help='Euler step counts to try (5,4,3)')
     parser.add_argument('--sparse', type=float, default=0.3,
                         help='sparse routing threshold to try (0.3; 0: none)')
+    parser.add_argument('--compile', type=int, default=5, metavar='STEPS',
+                        help='also time a copy with its denoising step compiled (torch_compile), '
+                        'at this many steps (5; 0: no)')
     args = parser.parse_args()
     torch.set_num_threads(args.num_threads)
     policy = load_policy(args.checkpoint)
@@ -73,6 +82,12 @@ def main() -> None:
         (policy.action_horizon, policy.model_config.action_dim)).astype(np.float32)
     runs = variants([int(s) for s in args.steps.split(',') if s], args.sparse)
     model = policy.model
+    if args.compile:  # a second copy of the weights, its denoising step compiled
+        fast = load_policy(args.checkpoint).set_inference(num_steps=args.compile,
+                                                          torch_compile=True)
+        fast.infer({'images': frames_for(fast, frames), 'state': state,
+                    'prompt': 'lift the red cube'})  # the compilation, untimed
+        runs[f'trim+{args.compile} steps+compile'] = dict(policy=fast)
     rows: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
     actions: dict[str, np.ndarray] = {}
     plain = model.sample_actions
@@ -81,13 +96,16 @@ def main() -> None:
           f'{args.iters} chunks per variant after {args.warmup} warm-up, interleaved')
     for i in range(args.warmup + args.iters):
         for name, kw in runs.items():
-            model.sample_actions = (lambda batch, _kw=kw, **k: plain(
-                batch, **{**k, 'num_steps': _kw['num_steps'], 'trim_prompt': _kw['trim_prompt'],
-                          'sparse_threshold': _kw['sparse_threshold']}))
+            runner = kw.get('policy', policy)
+            if runner is policy:
+                model.sample_actions = (lambda batch, _kw=kw, **k: plain(
+                    batch, **{**k, 'num_steps': _kw['num_steps'],
+                              'trim_prompt': _kw['trim_prompt'],
+                              'sparse_threshold': _kw['sparse_threshold']}))
             t0 = time.perf_counter()
             images = {n: decode_image(m, kinds[n], n) for n, m in msgs.items()}
             t1 = time.perf_counter()
-            out = policy.infer({'images': images, 'state': state, 'prompt': 'lift the red cube'},
+            out = runner.infer({'images': images, 'state': state, 'prompt': 'lift the red cube'},
                                noise=noise)
             t2 = time.perf_counter()
             make_action_chunk(Time(), i, list(policy.joint_names or ()), out['actions'],
