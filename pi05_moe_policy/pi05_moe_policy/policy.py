@@ -16,6 +16,7 @@ Nothing is fetched from a network.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -39,6 +40,8 @@ from pi05_moe_policy.transforms.pipeline import Compose, make_transforms
 from pi05_moe_policy.transforms.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 
 _MAX_LISTED = 20
+
+log = logging.getLogger(__name__)
 
 
 def _materialise_buffers(model: torch.nn.Module) -> None:
@@ -292,7 +295,8 @@ class Policy:
         ``sparse_threshold`` in [0, 1): expert cameras whose routing weight is below it are
         not encoded (camera MoE checkpoints only; 0 encodes every camera).
         ``torch_compile``: compile the denoising step (``Pi05Model.compile_for_inference``;
-        the next chunk pays the compilation, then each step costs less; cannot be undone)."""
+        the next chunk pays the compilation, then each step costs less; cannot be undone; a
+        network without a compiled path, RT-1, runs eager with a warning)."""
         if num_steps is not None and not (isinstance(num_steps, (int, np.integer))
                                           and num_steps >= 0):
             raise ValueError(f'num_steps must be an int >= 0 (0: the checkpoint\'s), got '
@@ -302,13 +306,13 @@ class Policy:
         if sparse_threshold > 0 and self.model.camera_moe is None:
             raise ValueError(f'sparse_threshold={sparse_threshold!r} needs a camera-MoE '
                              'checkpoint (use_camera_moe); this one concatenates its cameras')
-        if torch_compile and not hasattr(self.model, 'compile_for_inference'):
-            raise ValueError(f'torch_compile: {type(self.model).__name__} has no compiled '
-                             'inference path')
         self.num_steps = int(num_steps) if num_steps else None
         self.sparse_threshold = float(sparse_threshold)
-        if torch_compile:
+        if torch_compile and hasattr(self.model, 'compile_for_inference'):
             self.model.compile_for_inference()
+        elif torch_compile:  # a graph's setting meets a network without one (RT-1): run eager
+            log.warning('torch_compile: %s has no compiled inference path; it runs eager',
+                        type(self.model).__name__)
         return self
 
     # ------------------------------------------------------------------ description

@@ -175,12 +175,12 @@ def test_sim_eval_like_demo_runs_the_demos_episodes_with_the_graphs_settings(tmp
                 '--max-steps', '20', '--replan', '5', '--seed', '40', '--layout', 'slots',
                 '--latency-s', '0.04', '--no-progress', '--out', str(out),
                 '--set', 'policy_node.num_steps=2', '--set', 'policy_node.rtc=true',
-                '--set', 'executor_node.mode=rtc'])
+                '--set', 'executor_node.mode=rtc', '--set', 'policy_node.torch_compile=false'])
     assert code == 0
     result = json.loads(out.read_text())
     assert [(e['task'], e['seed']) for e in result['episodes']] == [
         ('lift_red_cube', 40), ('lift_hot_cube', 41), ('lift_red_cube', 42)]
-    assert result['policy_inference'] == {'num_steps': 2, 'rtc': True}
+    assert result['policy_inference'] == {'num_steps': 2, 'rtc': True, 'torch_compile': False}
     assert result['executor']['mode'] == 'rtc' and result['loop']['executor_mode'] == 'rtc'
     assert 'policy {' in capsys.readouterr().out
     assert cli(['sim-eval', '--checkpoint', 'preset:tiny', '--episodes', '1', '--no-progress',
