@@ -25,7 +25,6 @@ from torch import nn
 
 from pi05_moe_policy.model.camera_router import CameraMoE, RouterOutput
 from pi05_moe_policy.model.config import ModelConfig
-from pi05_moe_policy.model.focal_loss import focal_loss, labels_from_active
 from pi05_moe_policy.model.gemma import (
     GemmaStack,
     LayerKV,
@@ -33,6 +32,7 @@ from pi05_moe_policy.model.gemma import (
     init_gemma_weights,
     rope_cos_sin,
 )
+from pi05_moe_policy.model.losses import action_mask, check_actions, routing_terms
 from pi05_moe_policy.model.rtc import (
     guidance_weight,
     prefix_weights,
@@ -368,11 +368,8 @@ class Pi05Model(nn.Module):
         routing_accuracy.
         """
         cfg = self.config
-        actions = batch['actions'].float()  # (B, H, A)
+        actions = check_actions(batch, cfg.action_horizon, cfg.action_dim)  # (B, H, A)
         b, h, a = actions.shape
-        if (h, a) != (cfg.action_horizon, cfg.action_dim):
-            raise ValueError(f'batch["actions"] must be (B, {cfg.action_horizon}, '
-                             f'{cfg.action_dim}), got {tuple(actions.shape)}')
         dev = actions.device
         noise = torch.randn_like(actions) if noise is None else noise.float()
         time = self.sample_time(b, dev, *time_beta) if time is None else time.float()
@@ -386,12 +383,7 @@ class Pi05Model(nn.Module):
         prefix = self.embed_prefix(batch, cam)
         v_t = self._velocity_shared_attention(prefix, batch['state'], x_t, t_in)
         se = (v_t - u_t).pow(2)  # (B, H, A)
-        dim_mask = batch.get('action_dim_mask')
-        if dim_mask is None:
-            dim_mask = torch.ones(b, a, dtype=torch.bool, device=dev)  # (B, A)
-        m = dim_mask.bool()[:, None, :].expand(b, h, a)
-        if batch.get('action_is_pad') is not None:
-            m = m & ~batch['action_is_pad'].bool()[:, :, None]
+        m = action_mask(batch, (b, h, a), dev)  # (B, H, A)
         if rtc_delay is not None:  # the clean prefix rows are given, not predicted
             rows = torch.arange(h, device=dev)[None, :]  # (1, H)
             m = m & (rows >= rtc_delay.to(dev)[:, None])[:, :, None]
@@ -405,17 +397,11 @@ class Pi05Model(nn.Module):
         routing_loss = torch.zeros((), device=dev)
         weight = float(routing_loss_weight)
         if prefix.route is not None:
-            info['routing_weights'] = prefix.route.weights.detach()
-            info['routing_probs'] = prefix.route.probs.detach()
-            active = batch.get('camera_active')
-            if active is not None:
-                target, labelled = labels_from_active(active.float())
-                routing_loss = focal_loss(prefix.route.probs, target, focal_alpha, focal_gamma,
-                                          labelled)
-                hit = (prefix.route.probs.argmax(-1) == target).float()
-                lf = labelled.float()
-                info['routing_accuracy'] = ((hit * lf).sum() / lf.sum().clamp_min(1.0)).detach()
-                loss = loss + weight * routing_loss
+            routing_loss, routing_info = routing_terms(
+                prefix.route.probs, prefix.route.weights, batch.get('camera_active'),
+                focal_alpha, focal_gamma)
+            info.update(routing_info)
+            loss = loss + weight * routing_loss
         info['routing_loss'] = routing_loss.detach()
         info['routing_loss_weight'] = weight
         info['loss'] = loss.detach()

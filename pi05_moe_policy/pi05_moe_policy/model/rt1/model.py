@@ -36,7 +36,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from pi05_moe_policy.model.camera_router import CameraMoE, RouterOutput
-from pi05_moe_policy.model.focal_loss import focal_loss, labels_from_active
+from pi05_moe_policy.model.losses import action_mask, check_actions, routing_terms
 from pi05_moe_policy.model.rt1.action_bins import ActionBins
 from pi05_moe_policy.model.rt1.config import RT1Config
 from pi05_moe_policy.model.rt1.efficientnet_film import FiLMEfficientNet
@@ -169,11 +169,8 @@ class RT1Model(nn.Module):
         if rtc_max_delay:
             raise ValueError('training-time RTC (--rtc-max-delay) does not apply to RT-1')
         cfg = self.config
-        actions = batch['actions'].float()  # (B, H, A)
+        actions = check_actions(batch, cfg.action_horizon, cfg.action_dim)  # (B, H, A)
         b, h, a = actions.shape
-        if (h, a) != (cfg.action_horizon, cfg.action_dim):
-            raise ValueError(f'batch["actions"] must be (B, {cfg.action_horizon}, '
-                             f'{cfg.action_dim}), got {tuple(actions.shape)}')
         dev = actions.device
         cond, text = self.encode_instruction(batch)
         images, masks = self.history_frames(batch)
@@ -183,13 +180,7 @@ class RT1Model(nn.Module):
         target = self.bins.discretise(actions)  # (B, H, A)
         ce = F.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction='none')
         ce = ce.view(b, h, a)
-        dim_mask = batch.get('action_dim_mask')
-        if dim_mask is None:
-            dim_mask = torch.ones(b, a, dtype=torch.bool, device=dev)
-        m = dim_mask.bool()[:, None, :].expand(b, h, a)
-        if batch.get('action_is_pad') is not None:
-            m = m & ~batch['action_is_pad'].bool()[:, :, None]
-        mf = m.float()
+        mf = action_mask(batch, (b, h, a), dev).float()  # (B, H, A)
         action_loss = (ce * mf).sum() / mf.sum().clamp_min(1.0)
         hit = (logits.argmax(-1) == target).float()
         info: dict[str, Any] = {
@@ -199,19 +190,12 @@ class RT1Model(nn.Module):
         routing_loss = torch.zeros((), device=dev)
         weight = float(routing_loss_weight)
         if route is not None:
-            k = cfg.history
-            probs = route.probs.view(b, k, -1)[:, -1]  # (B, N): the current frame's
-            info['routing_weights'] = route.weights.view(b, k, -1)[:, -1].detach()
-            info['routing_probs'] = probs.detach()
-            active = batch.get('camera_active')
-            if active is not None:
-                target_cam, labelled = labels_from_active(active.float())
-                routing_loss = focal_loss(probs, target_cam, focal_alpha, focal_gamma, labelled)
-                hit_cam = (probs.argmax(-1) == target_cam).float()
-                lf = labelled.float()
-                info['routing_accuracy'] = ((hit_cam * lf).sum() / lf.sum().clamp_min(1.0)
-                                            ).detach()
-                loss = loss + weight * routing_loss
+            k = cfg.history  # the current frame's routing (B, N)
+            routing_loss, routing_info = routing_terms(
+                route.probs.view(b, k, -1)[:, -1], route.weights.view(b, k, -1)[:, -1],
+                batch.get('camera_active'), focal_alpha, focal_gamma)
+            info.update(routing_info)
+            loss = loss + weight * routing_loss
         info['routing_loss'] = routing_loss.detach()
         info['routing_loss_weight'] = weight
         info['loss'] = loss.detach()
