@@ -27,7 +27,8 @@ def rt1_node(ros, spawn, tmp_path_factory):
     policy = Policy.from_preset('rt1', seed=0, use_camera_moe=True, robot_state_dim=n,
                                 robot_action_dim=n, joint_names=tuple(JOINTS))
     ckpt = policy.save(tmp / 'rt1')
-    params = dict(POLICY, checkpoint=str(ckpt))
+    # The probe's latched prompt may reach the node after its first chunks: start with it.
+    params = dict(POLICY, checkpoint=str(ckpt), prompt='lift the red cube')
     PolicyNodeConfig(**params)
     path = tmp / 'policy.yaml'
     path.write_text(yaml.safe_dump({'policy_node': {'ros__parameters': params}}))
