@@ -246,3 +246,23 @@ def test_committed_chunk_gives_the_rows_still_to_run():
 def test_rtc_config_quotes_bad_values():
     with pytest.raises(ValueError, match=re.escape('RtcConfig.rtc_latency_percentile=101.0')):
         RtcConfig(rtc_latency_percentile=101.0)
+
+
+def test_training_time_rtc_from_init_records_the_mode_in_the_checkpoint(tmp_path):
+    """Fine-tuning an existing checkpoint with --rtc-max-delay: the new checkpoint's config must
+    say rtc_mode=training, or the nodes would guide a model trained for clean prefixes."""
+    from train_helpers import build_dataset, train_args
+
+    from pi05_moe_bringup import cli
+    from pi05_moe_policy.checkpoints import load_policy
+
+    dataset = build_dataset(tmp_path)
+    one_step = ('--max-steps', '1', '--batch-size', '2', '--device', 'cpu')
+    assert cli.main(train_args(dataset, tmp_path / 'base', *one_step)) == 0
+    assert load_policy(str(tmp_path / 'base' / 'latest')).model_config.rtc_mode == 'guidance'
+    args = ['train', '--dataset', str(dataset), '--out', str(tmp_path / 'rtc'), '--init',
+            str(tmp_path / 'base' / 'latest'), '--rtc-max-delay', '3', '--num-workers', '0',
+            '--no-progress', *one_step]
+    assert cli.main(args) == 0
+    model_cfg = load_policy(str(tmp_path / 'rtc' / 'latest')).model_config
+    assert (model_cfg.rtc_mode, model_cfg.rtc_max_delay) == ('training', 3)

@@ -177,7 +177,10 @@ def init_from_checkpoint(cfg: TrainConfig, data: TrainDataset) -> Any:
             ('tokenizer_type', 'tokenizer_path', 'max_token_len', 'preprocessing',
              'normalization', 'state_in_prompt') if f not in data_over}
     data_cfg = fresh.data.replace(**keep)
-    model_cfg = src.model_config.replace(num_experts=data_cfg.num_experts, **model_over)
+    rtc = ({'rtc_mode': 'training', 'rtc_max_delay': cfg.rtc_max_delay}
+           if cfg.rtc_max_delay else {})  # the checkpoint must say how it was trained
+    model_cfg = src.model_config.replace(num_experts=data_cfg.num_experts,
+                                         **{**model_over, **rtc})
     pcfg = PolicyConfig(model_cfg, data_cfg)
     torch.manual_seed(cfg.seed)
     stats = NormStats.from_dict(data.norm_stats(pcfg))
