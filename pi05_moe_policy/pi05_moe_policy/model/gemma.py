@@ -12,6 +12,7 @@ adaRMS (PI0.5): its norms get ``scale, shift, gate`` from a zero-initialised ``L
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -20,6 +21,50 @@ from torch import nn
 
 # One layer's cached prefix keys and values, post-RoPE: ((B, KV, P, hd), (B, KV, P, hd)).
 LayerKV = tuple[torch.Tensor, torch.Tensor]
+
+
+class StaticKV(NamedTuple):
+    """A layer's prefix keys and values in buffers with room for the suffix, (B, KV, P+S, hd)
+    each: every denoising step writes its suffix K/V into the tail in place and attends over the
+    whole buffer, so no step allocates or concatenates a (P+S)-long K/V, and the addresses stay
+    fixed (what CUDA graphs need).  ``p_len``: P."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+    p_len: int
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> LayerKV:
+        """The prefix + this step's suffix (B, KV, S, hd) as (K, V) (B, KV, P+S, hd)."""
+        if torch.is_grad_enabled() and (k.requires_grad or v.requires_grad):
+            # RTC guidance differentiates the step: an in-place write would chain the buffer
+            # into every later step's graph, so concatenate as the dynamic cache does.
+            p = self.p_len
+            return (torch.cat([self.k[:, :, :p], k.to(self.k.dtype)], dim=2),
+                    torch.cat([self.v[:, :, :p], v.to(self.v.dtype)], dim=2))
+        self.k[:, :, self.p_len:].copy_(k)
+        self.v[:, :, self.p_len:].copy_(v)
+        return self.k, self.v
+
+
+def static_cache(cache: list[LayerKV], suffix_len: int) -> list[StaticKV]:
+    """A prefix cache (per layer (B, KV, P, hd) twice) copied into StaticKV buffers with
+    ``suffix_len`` free rows at the end (once per chunk)."""
+    out = []
+    for k, v in cache:
+        b, kv, p, hd = k.shape
+        kb = k.new_empty(b, kv, p + suffix_len, hd)  # (B, KV, P+S, hd)
+        vb = v.new_empty(b, kv, p + suffix_len, hd)
+        kb[:, :, :p].copy_(k)
+        vb[:, :, :p].copy_(v)
+        out.append(StaticKV(kb, vb, p))
+    return out
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool attention mask (True = may attend) as the additive float mask SDPA adds to the
+    scores (0 or the dtype's lowest value), made once instead of converted at every call."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+        ~allowed, torch.finfo(dtype).min)
 
 
 class RMSNorm(nn.Module):
@@ -164,16 +209,18 @@ class SharedAttentionGemma(nn.Module):
         attn_mask: torch.Tensor,
         position_ids: torch.Tensor,
         adarms_cond: torch.Tensor | None = None,
-        past_kv: list[LayerKV] | None = None,
+        past_kv: list[LayerKV] | list[StaticKV] | None = None,
         build_cache: bool = False,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor | None, list[LayerKV] | None]:
         """Run the layers.
 
         prefix: (B, P, Dv) VLM-stream input or None; suffix: (B, S, De) or None.
-        attn_mask: (B, Q, K) bool, True = may attend; Q covers the streams given, K also covers
-            ``past_kv`` (prepended).  position_ids: (B, Q).
-        past_kv: a prefix KV cache from ``build_cache=True`` (then ``prefix`` must be None).
+        attn_mask: (B, Q, K) bool, True = may attend, or the same as an additive float mask
+            (``additive_mask``); Q covers the streams given, K also covers ``past_kv``
+            (prepended).  position_ids: (B, Q).
+        past_kv: a prefix KV cache from ``build_cache=True`` (then ``prefix`` must be None),
+            or the same as ``static_cache`` buffers (the suffix K/V written in place).
         build_cache: prefix only; return per-layer (K, V) and no hidden states.  The prefix's
             last-layer attention output and MLP are skipped: nothing downstream reads them.
         rope: precomputed ``rope_cos_sin(position_ids)`` (sampling reuses it every step).
@@ -233,14 +280,19 @@ class SharedAttentionGemma(nn.Module):
         kv = (k, v) if build_cache else None
         if build_cache and last:
             return None, None, kv
-        if past is not None:
+        if isinstance(past, StaticKV):
+            k, v = past.extend(k, v)  # (B, KV, P+S, hd)
+        elif past is not None:
             k = torch.cat([past[0], k], dim=2)  # (B, KV, P+S, hd)
             v = torch.cat([past[1], v], dim=2)
         q = torch.cat([q for q in qs if q is not None], dim=2)  # (B, H, Qa, hd)
         q_from = 0 if qs[0] is not None else p_len  # rows of the mask that have queries
         q = apply_rope(q, cos[:, :, q_from:], sin[:, :, q_from:])
+        m = mask[:, :, q_from:]
+        if m.is_floating_point() and m.dtype != q.dtype:  # an additive mask made for fp32
+            m = m.to(q.dtype)
         out = F.scaled_dot_product_attention(
-            q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask[:, :, q_from:],
+            q, k.to(q.dtype), v.to(q.dtype), attn_mask=m,
             enable_gqa=q.shape[1] != k.shape[1])  # (B, H, Qa, hd)
         out = out.transpose(1, 2).flatten(2)  # (B, Qa, H*hd)
         new_states = []

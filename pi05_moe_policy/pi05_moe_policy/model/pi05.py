@@ -29,8 +29,10 @@ from pi05_moe_policy.model.gemma import (
     GemmaStack,
     LayerKV,
     SharedAttentionGemma,
+    additive_mask,
     init_gemma_weights,
     rope_cos_sin,
+    static_cache,
 )
 from pi05_moe_policy.model.losses import action_mask, check_actions, routing_terms
 from pi05_moe_policy.model.rtc import (
@@ -415,12 +417,16 @@ class Pi05Model(nn.Module):
                        num_steps: int | None = None, use_kv_cache: bool = True,
                        prefix_actions: torch.Tensor | None = None, prefix_len: int = 0,
                        schedule: str | None = None, rtc_mode: str | None = None,
-                       sparse_threshold: float = 0.0, trim_prompt: bool = True
-                       ) -> tuple[torch.Tensor, dict[str, Any]]:
+                       sparse_threshold: float = 0.0, trim_prompt: bool = True,
+                       static_kv: bool = True) -> tuple[torch.Tensor, dict[str, Any]]:
         """Euler integration from t=1 (noise) to t=0 over ``num_steps``.
 
         The prompt's padding columns are dropped first (``trim_prompt_padding``: the same
         actions, fewer prefix tokens; ``trim_prompt=False`` keeps them, for benchmarks).
+        ``static_kv`` (default): the prefix cache sits in buffers with room for the suffix, each
+        step writes its K/V there in place, and the mask is additive, made once a chunk
+        (``gemma.StaticKV``); False concatenates K/V every step (the reference it is tested
+        against).
         ``sparse_threshold`` > 0 (camera MoE only): expert cameras whose routing weight is
         below it are not encoded (``encode_routed``); 0 encodes every camera, as in training.
 
@@ -455,8 +461,8 @@ class Pi05Model(nn.Module):
         mode = cfg.rtc_mode if rtc_mode is None else rtc_mode
         rtc = self._rtc_target(prefix_actions, prefix_len, schedule, mode, batch, shape)
         timer = _Timer(dev)
-        batch, prefix, cache, rows = self._prefix_for_sampling(batch, sparse_threshold,
-                                                               trim_prompt, use_kv_cache, timer)
+        batch, prefix, cache, rows = self._prefix_for_sampling(
+            batch, sparse_threshold, trim_prompt, use_kv_cache, timer, static_kv)
         state = batch['state']
         x_t = noise.float().to(dev)
         dt = -1.0 / steps
@@ -493,9 +499,11 @@ class Pi05Model(nn.Module):
         return x_t, {'routing_weights': weights, 'timing': timing, 'cameras_encoded': encoded}
 
     def _prefix_for_sampling(self, batch: dict[str, torch.Tensor], sparse_threshold: float,
-                             trim_prompt: bool, use_kv_cache: bool, timer: _Timer) -> tuple:
+                             trim_prompt: bool, use_kv_cache: bool, timer: _Timer,
+                             static_kv: bool = True) -> tuple:
         """sample_actions' vision and prefix stages -> (the batch as used, Prefix, the KV cache
-        and the suffix rows, or None, None without the cache)."""
+        and the suffix rows, or None, None without the cache).  ``static_kv``: the cache in
+        ``StaticKV`` buffers and the suffix mask additive (``gemma.static_cache``)."""
         if not 0.0 <= float(sparse_threshold) <= 1.0:
             raise ValueError(f'sparse_threshold must lie in [0, 1], got {sparse_threshold!r}')
         if trim_prompt:
@@ -512,6 +520,10 @@ class Pi05Model(nn.Module):
         if use_kv_cache:
             cache = self.build_prefix_cache(prefix)
             rows = self.suffix_rows(prefix, prefix.embs.shape[0], prefix.embs.device)
+            if static_kv:  # fewer ops a step: no K/V concatenation, no mask conversion
+                mask, pos, rope = rows
+                cache = static_cache(cache, mask.shape[1])
+                rows = (additive_mask(mask, prefix.embs.dtype), pos, rope)
         timer.lap('prefix')
         return batch, prefix, cache, rows
 
