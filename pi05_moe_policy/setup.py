@@ -11,8 +11,10 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
-        # The checkpoint trained on the simulated robot (pi05_moe_policy.checkpoints).
-        (f'share/{PACKAGE}/checkpoints/sim_small', sorted(glob('checkpoints/sim_small/*'))),
+        # The checkpoints trained on the simulated robot (pi05_moe_policy.checkpoints):
+        # sim_small (PI0.5, make demo) and sim_rt1 (the RT-1 baseline, docs/rt1.md).
+        *((f'share/{PACKAGE}/{d}', sorted(glob(f'{d}/*')))
+          for d in sorted(glob('checkpoints/*')) if glob(f'{d}/model.safetensors')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

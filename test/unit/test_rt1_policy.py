@@ -84,6 +84,39 @@ def test_the_history_at_inference_is_the_training_history():
     assert a1.shape == a2.shape == (1, 10, 32)
 
 
+def test_a_history_call_stride_takes_every_mth_call_as_history():
+    """Called twice per training history spacing (m = 2): the history frame of call 4 is call
+    2's, exactly as a policy with stride 1 that saw only calls 2 and 4; before two calls have
+    passed, the oldest frame seen.  Compared on the logits (random weights' argmax bins barely
+    move)."""
+    policy = Policy.from_preset('rt1', seed=0, use_camera_moe=True, **FAST)
+    model = policy.model.eval()
+    batches = [{k: v[None] for k, v in policy.transform.sample(
+        o['images'], o['state'], o['prompt']).items()}
+        for o in (policy.fake_obs(seed=s) for s in range(5))]
+    decode, seen = model.decode, []
+    model.decode = lambda frames: seen.append(decode(frames)) or seen[-1]  # (1, H, A, bins)
+
+    def logits(batch):
+        model.sample_actions(batch)
+        return seen[-1]
+
+    model.set_history_call_stride(2)
+    strided = [logits(b) for b in batches]
+    model.set_history_call_stride(1)
+    assert len(model._history) == 0
+    model.sample_actions(batches[2])
+    torch.testing.assert_close(strided[4], logits(batches[4]))
+    model.reset_history()
+    model.sample_actions(batches[0])
+    torch.testing.assert_close(strided[1], logits(batches[1]))
+    model.reset_history()  # and it is not the previous call's frame (the history matters)
+    model.sample_actions(batches[3])
+    assert (strided[4] - logits(batches[4])).abs().max().item() > 1e-4
+    with pytest.raises(ValueError, match='history call stride must be an int >= 1, got 0'):
+        model.set_history_call_stride(0)
+
+
 def test_save_then_load_is_equal(tmp_path):
     policy = Policy.from_preset('rt1', seed=3, use_camera_moe=True, **FAST)
     obs = policy.fake_obs(seed=4)

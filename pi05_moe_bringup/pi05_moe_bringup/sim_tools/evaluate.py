@@ -399,6 +399,7 @@ def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
                                      bool(inference.get('torch_compile', False)))
             except ValueError as exc:
                 raise SystemExit(f'sim-eval: policy_node settings: {exc}') from None
+        history_calls(policy, args.replan)
         rtc = from_flat(RtcConfig, {k: v for k, v in (inference or {}).items()
                                     if k.startswith('rtc')})
         if rtc.rtc and args.checkpoint == EXPERT:
@@ -418,6 +419,17 @@ def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
             print(format_latency(runs[-1]['latency']), flush=True)
     noise = None if args.checkpoint == EXPERT else policy.model_config.noise_scale
     return runs, noise
+
+
+def history_calls(policy: Any, replan: int) -> None:
+    """A network with an image history (RT-1) sees frames as far apart as in training:
+    ``history_stride`` dataset frames = that many control periods, every ``replan``."""
+    stride = getattr(getattr(policy, 'model_config', None), 'history_stride', 0)
+    if stride and hasattr(policy.model, 'set_history_call_stride'):
+        calls = max(1, round(stride / replan))
+        policy.model.set_history_call_stride(calls)
+        print(f'sim-eval: history frames every {calls} inference(s) ({calls * replan} control '
+              f'periods; trained {stride} apart)', flush=True)
 
 
 def main(args: argparse.Namespace) -> int:

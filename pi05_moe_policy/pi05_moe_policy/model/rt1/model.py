@@ -22,7 +22,8 @@ History.  Training builds it from the dataset's previous frames (``TrainDataset`
 inference the model keeps the per-camera tokens of the last k - 1 calls in a ring buffer
 (``reset_history``, called by ``Policy.reset``; a changed prompt or batch size also clears it):
 each call encodes the current frame only.  At an episode's start the oldest frame seen is
-repeated, as the dataset repeats frame 0.
+repeated, as the dataset repeats frame 0.  ``set_history_call_stride(m)``: the history frames
+are those of every m-th call (a policy called m times per training history spacing).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class RT1Model(nn.Module):
         self.head_weight = nn.Parameter(torch.zeros(cfg.action_dim, cfg.num_bins, d))
         self.head_bias = nn.Parameter(torch.zeros(cfg.action_dim, cfg.num_bins))
         self.bins = ActionBins(cfg.num_bins, cfg.action_low, cfg.action_high)
+        self.history_call_stride = 1  # calls between two history frames (set_history_...)
         self._history: collections.deque = collections.deque(maxlen=max(cfg.history - 1, 1))
         self._history_key: tuple | None = None
         if self.head_weight.device.type != 'meta':
@@ -209,6 +211,17 @@ class RT1Model(nn.Module):
         self._history.clear()
         self._history_key = None
 
+    def set_history_call_stride(self, calls: int) -> None:
+        """Use the frame of every ``calls``-th previous call as history: the spacing of
+        training's history frames (``history_stride`` dataset frames) when the policy runs
+        more often than that, e.g. 2 when inferring every 5 control periods with
+        ``history_stride`` 10.  Forgets the history."""
+        if not (isinstance(calls, int) and calls >= 1):
+            raise ValueError(f'history call stride must be an int >= 1, got {calls!r}')
+        self.history_call_stride = calls
+        self._history = collections.deque(maxlen=max(self.config.history - 1, 1) * calls)
+        self.reset_history()
+
     @torch.no_grad()
     def sample_actions(self, batch: dict[str, torch.Tensor], noise: Any = None,
                        num_steps: int | None = None, use_history: bool = True,
@@ -235,10 +248,11 @@ class RT1Model(nn.Module):
         if not use_history or self._history_key != key:
             self.reset_history()
         self._history_key = key if use_history else None
-        # (tokens (B, C, K, D), masks (B, C)) of up to k - 1 previous calls, oldest first
-        past = list(self._history)[-(cfg.history - 1):] if cfg.history > 1 else []
-        now = (cam, masks)
-        past = [past[0] if past else now] * (cfg.history - 1 - len(past)) + past
+        # (tokens (B, C, K, D), masks (B, C)) of the calls m, 2m, ... (k-1)m ago (m: the
+        # history call stride), oldest first; before the episode had those, its oldest frame
+        seen, m, now = list(self._history), self.history_call_stride, (cam, masks)
+        past = [seen[-j * m] for j in range(cfg.history - 1, 0, -1) if j * m <= len(seen)]
+        past = [seen[0] if seen else now] * (cfg.history - 1 - len(past)) + past
         if use_history and cfg.history > 1:
             self._history.append(now)
         cams = torch.stack([c for c, _ in past] + [cam], dim=1)  # (B, k, C, K, D)
