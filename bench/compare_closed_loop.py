@@ -64,15 +64,18 @@ def row(name: str, report: dict, params: int, training: str) -> str:
     lat = report['latency']
     infer = f'{lat["infer_ms_median"]:.0f} / {lat["infer_ms_p90"]:.0f} ms'
     used = f'{lat["median_s"]:.3f} s' if lat['median_s'] is not None else '-'
+    replan = report.get('loop', {}).get('replan_steps')
+    name = f'{name} (replan {replan})' if replan else name
     return (f'| {name} | {success} | {overall["successes"]}/{overall["episodes"]} | {routing} | '
-            f'{infer} | {used} | {params / 1e6:.1f}M | {training or "-"} |')
+            f'{infer} | {used} | {pct(overall["held_share"])} | {params / 1e6:.1f}M | '
+            f'{training or "-"} |')
 
 
 def table(reports: dict[str, dict], params: dict[str, int], training: dict[str, str]) -> str:
     first = next(iter(reports.values()))
     fams = ' | '.join(first['families'])
     head = (f'| policy | {fams} | overall | routing accuracy (inference / episode) | inference '
-            f'p50 / p90 | latency used (median) | parameters | training |')
+            f'p50 / p90 | latency used (median) | arm held | parameters | training |')
     sep = '|' + '---|' * (head.count('|') - 1)
     return '\n'.join([head, sep, *(row(n, r, params[n], training.get(n, ''))
                                     for n, r in reports.items())])
@@ -93,8 +96,15 @@ def main() -> int:
     parser.add_argument('--out-dir', default='runs/compare_closed_loop')
     parser.add_argument('--sim-eval-arg', action='append', default=[], metavar='ARG',
                         help='passed on to every sim-eval (e.g. --sim-eval-arg=--latency-s=0.2)')
+    parser.add_argument('--run-args', action='append', default=[], metavar='NAME=ARGS',
+                        help="more sim-eval arguments for one run, split at spaces (e.g. "
+                        "'RT-1=--replan 5')")
     args = parser.parse_args()
     runs, training = pairs(args.run, '--run'), pairs(args.training, '--training')
+    extra = {name: value.split() for name, value in pairs(args.run_args, '--run-args').items()}
+    unknown = sorted(set(training) - set(runs)) + sorted(set(extra) - set(runs))
+    if unknown:
+        parser.error(f'--training/--run-args name no --run: {unknown}')
     if len(runs) < 1:
         parser.error('give at least one --run NAME=CHECKPOINT')
     out_dir = Path(args.out_dir)
@@ -105,7 +115,8 @@ def main() -> int:
         out = out_dir / f'{slug(name)}.json'
         cmd = ['pi05-moe', 'sim-eval', '--checkpoint', checkpoint, '--episodes',
                str(args.episodes), '--seed', str(args.seed), '--num-threads',
-               str(args.num_threads), '--out', str(out), '--no-progress', *args.sim_eval_arg]
+               str(args.num_threads), '--out', str(out), '--no-progress', *args.sim_eval_arg,
+               *extra.get(name, [])]
         print('$ ' + ' '.join(cmd), flush=True)
         started = time.monotonic()
         if subprocess.run(cmd).returncode != 0:
