@@ -45,5 +45,6 @@ pi05-moe export "$OUT" --out "$WORK/rt1_$VARIANT" --weights-dtype float16
 # latency model (measured: the world moves on while each policy thinks), one after the other.
 python bench/compare_closed_loop.py --run "PI0.5 small (shipped)=shipped:sim_small" \
   --run "RT-1 $VARIANT=$WORK/rt1_$VARIANT" --training "PI0.5 small (shipped)=18000 steps, 3 h 20 min" \
-  --training "RT-1 $VARIANT=$MAX_STEPS steps" --episodes 20 --seed 8000 --num-threads 1 \
+  --training "RT-1 $VARIANT=$MAX_STEPS steps" --run "RT-1 $VARIANT, replan 5=$WORK/rt1_$VARIANT" \
+  --run-args "RT-1 $VARIANT, replan 5=--replan 5" --episodes 20 --seed 8000 --num-threads 1 \
   --out-dir "$WORK/compare_rt1_$VARIANT"
