@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -287,7 +288,7 @@ class Policy:
         self.transform.set_truncation_handler(handler)
 
     def set_inference(self, num_steps: int | None = None, sparse_threshold: float = 0.0,
-                      torch_compile: bool = False) -> Policy:
+                      torch_compile: bool = False, inference_hz: float = 0.0) -> Policy:
         """How :meth:`infer` samples by default (not saved with the checkpoint).
 
         ``num_steps``: Euler steps of a chunk (None or 0: the checkpoint's
@@ -296,7 +297,10 @@ class Policy:
         not encoded (camera MoE checkpoints only; 0 encodes every camera).
         ``torch_compile``: compile the denoising step (``Pi05Model.compile_for_inference``;
         the next chunk pays the compilation, then each step costs less; cannot be undone; a
-        network without a compiled path, RT-1, runs eager with a warning)."""
+        network without a compiled path, RT-1, runs eager with a warning).
+        ``inference_hz``: how often :meth:`infer` is called (0: unknown, every call). A network
+        with an image history (RT-1) then takes the frames of calls as far apart as its
+        training history (``history_stride`` control periods; ``set_history_call_stride``)."""
         if num_steps is not None and not (isinstance(num_steps, (int, np.integer))
                                           and num_steps >= 0):
             raise ValueError(f'num_steps must be an int >= 0 (0: the checkpoint\'s), got '
@@ -306,8 +310,17 @@ class Policy:
         if sparse_threshold > 0 and self.model.camera_moe is None:
             raise ValueError(f'sparse_threshold={sparse_threshold!r} needs a camera-MoE '
                              'checkpoint (use_camera_moe); this one concatenates its cameras')
+        if not (isinstance(inference_hz, (int, float)) and math.isfinite(inference_hz)
+                and inference_hz >= 0):
+            raise ValueError(f'inference_hz must be a rate >= 0 (0: unknown), got '
+                             f'{inference_hz!r}')
         self.num_steps = int(num_steps) if num_steps else None
         self.sparse_threshold = float(sparse_threshold)
+        stride = getattr(self.model_config, 'history_stride', 0)
+        if stride and hasattr(self.model, 'set_history_call_stride'):
+            periods_per_call = 1.0 / (inference_hz * self.control_period_s) if inference_hz else 0
+            self.model.set_history_call_stride(
+                max(1, round(stride / periods_per_call)) if periods_per_call else 1)
         if torch_compile and hasattr(self.model, 'compile_for_inference'):
             self.model.compile_for_inference()
         elif torch_compile:  # a graph's setting meets a network without one (RT-1): run eager

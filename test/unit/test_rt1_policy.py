@@ -117,6 +117,23 @@ def test_a_history_call_stride_takes_every_mth_call_as_history():
         model.set_history_call_stride(0)
 
 
+def test_set_inference_paces_the_history_by_the_call_rate():
+    """rt1: history frames 10 control periods (0.2 s at 50 Hz) apart in training; called at
+    10 Hz (policy_node's max_inference_hz, sim-eval's --replan 5) every 2nd call's frame is
+    history, at 5 Hz every call's; 0 (unknown) keeps every call's."""
+    from pi05_moe_policy.nodes.config import PolicyNodeConfig
+
+    policy = Policy.from_preset('rt1', seed=0, **FAST)
+    assert (policy.model_config.history_stride, policy.control_period_s) == (10, 0.02)
+    for hz, calls in ((10.0, 2), (5.0, 1), (0.0, 1), (2.5, 1), (25.0, 5)):
+        policy.set_inference(inference_hz=hz)
+        assert policy.model.history_call_stride == calls, hz
+    with pytest.raises(ValueError, match="inference_hz must be a rate >= 0 .*got -1"):
+        policy.set_inference(inference_hz=-1)
+    node = PolicyNodeConfig(checkpoint='preset:rt1', max_inference_hz=10.0)
+    assert node.inference_kwargs()['inference_hz'] == 10.0
+
+
 def test_save_then_load_is_equal(tmp_path):
     policy = Policy.from_preset('rt1', seed=3, use_camera_moe=True, **FAST)
     obs = policy.fake_obs(seed=4)

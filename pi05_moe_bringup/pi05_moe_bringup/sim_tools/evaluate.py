@@ -392,14 +392,15 @@ def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
         policy = load_policy(args.checkpoint, robot, args.device, args.policy_seed)
         if args.noise_scale is not None and args.checkpoint != EXPERT:
             policy.set_noise_scale(args.noise_scale)
-        if inference and args.checkpoint != EXPERT:
+        if args.checkpoint != EXPERT:
+            inference = inference or {}
             try:  # e.g. a sparse threshold for a checkpoint without the camera MoE
                 policy.set_inference(inference.get('num_steps', 0),
                                      inference.get('sparse_routing_threshold', 0.0),
-                                     bool(inference.get('torch_compile', False)))
+                                     bool(inference.get('torch_compile', False)),
+                                     1.0 / (args.replan * robot.config.control_period_s))
             except ValueError as exc:
                 raise SystemExit(f'sim-eval: policy_node settings: {exc}') from None
-        history_calls(policy, args.replan)
         rtc = from_flat(RtcConfig, {k: v for k, v in (inference or {}).items()
                                     if k.startswith('rtc')})
         if rtc.rtc and args.checkpoint == EXPERT:
@@ -419,17 +420,6 @@ def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
             print(format_latency(runs[-1]['latency']), flush=True)
     noise = None if args.checkpoint == EXPERT else policy.model_config.noise_scale
     return runs, noise
-
-
-def history_calls(policy: Any, replan: int) -> None:
-    """A network with an image history (RT-1) sees frames as far apart as in training:
-    ``history_stride`` dataset frames = that many control periods, every ``replan``."""
-    stride = getattr(getattr(policy, 'model_config', None), 'history_stride', 0)
-    if stride and hasattr(policy.model, 'set_history_call_stride'):
-        calls = max(1, round(stride / replan))
-        policy.model.set_history_call_stride(calls)
-        print(f'sim-eval: history frames every {calls} inference(s) ({calls * replan} control '
-              f'periods; trained {stride} apart)', flush=True)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -91,7 +91,7 @@ class PolicyNodeConfig(SnapshotConfig, InputCheckConfig, RtcConfig):
     def inference_kwargs(self) -> dict:
         """``Policy.set_inference`` arguments."""
         return dict(num_steps=self.num_steps, sparse_threshold=self.sparse_routing_threshold,
-                    torch_compile=self.torch_compile)
+                    torch_compile=self.torch_compile, inference_hz=self.max_inference_hz)
 
     def __post_init__(self) -> None:
         SnapshotConfig.__post_init__(self)
