@@ -73,7 +73,7 @@ def _serve(conn: Any, load: dict[str, Any], inference: dict[str, Any]) -> None:
         policy.set_inference(**inference)
         truncated: list[tuple[str, int]] = []
         policy.transform.set_truncation_handler(lambda text, n: truncated.append((text, n)))
-        policy.infer(policy.fake_obs(seed=0))  # warm-up: the first inference initialises lazily
+        warm_up(policy)
         conn.send(('ready', _describe(policy)))
     except Exception as exc:  # noqa: BLE001 - the parent reports it
         kind = 'checkpoint' if isinstance(exc, (CheckpointError, ValueError)) else 'load'
@@ -183,6 +183,13 @@ def open_policy(load: dict[str, Any], inference: dict[str, Any] | None = None,
         policy.set_inference(**(inference or {}))
     except ValueError as err:  # e.g. a threshold for a checkpoint without the camera MoE
         raise CheckpointError(f'{load.get("spec")}: {err}') from None
-    if (inference or {}).get('torch_compile'):
-        policy.infer(policy.fake_obs(seed=0))  # compile now, not in the first chunk
+    warm_up(policy)
     return policy
+
+
+def warm_up(policy: Any) -> None:
+    """One inference on a fake observation at start, so that the first chunk is not slow
+    (lazy initialisation, CUDA context and kernels, a torch_compile compilation), then a reset
+    (an image history, RT-1's, must not keep the fake frame)."""
+    policy.infer(policy.fake_obs(seed=0))
+    policy.reset()
