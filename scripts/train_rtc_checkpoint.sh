@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Issue #15: fine-tune the shipped PI0.5 checkpoint with training-time real-time chunking, then
+# measure it in closed loop at 0.4 s of latency (the issue's >= 80 % a family goal).
+#
+# Why: test-time RTC guidance cannot steer this checkpoint. Its denoiser barely reads x_t (a
+# whole N(0, 1) initial noise moves the chunk by only 0.05-0.10 rad, against the 0 noise it
+# ships with), so d a_hat / d x_t, through which guidance acts, is nearly zero. Training-time
+# RTC instead gives the committed rows to the model as clean tokens (flow time 0) that it
+# learns to continue, and keeps them out of the loss.
+#
+# Usage: bash scripts/train_rtc_checkpoint.sh [WORK_DIR]
+#   WORK_DIR  runs/sim_small by default; its dataset/ (scripts/train_sim_checkpoint.sh's) is
+#             reused when present. Re-running continues a stopped run (--resume).
+#   MAX_STEPS (env, default 4000) fine-tuning steps at batch 8 and lr 1e-4.
+# RTC_MAX_DELAY 25 rows = 0.5 s at 50 Hz: above the 0.4 s goal's 20 rows of delay.
+# Untried so far: no figures from this script exist yet (see the closing notes of #15).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+WORK="${1:-runs/sim_small}"
+MAX_STEPS="${MAX_STEPS:-4000}"
+make setup
+source env.sh
+if [ ! -d "$WORK/dataset" ]; then  # the shipped checkpoint's demonstrations
+  pi05-moe sim-demos --out "$WORK/bags" --episodes 240 --layout slots --no-depth
+  pi05-moe convert "$WORK"/bags/* --out "$WORK/dataset" --only-success
+fi
+OUT="$WORK/train_rtc"
+# The router is trained already: its loss at full weight from the start.
+TRAIN=(pi05-moe train --dataset "$WORK/dataset" --init pi05_moe_policy/checkpoints/sim_small
+  --out "$OUT" --batch-size 8 --lr 1e-4 --warmup-steps 100 --routing-warmup-steps 0
+  --routing-ramp-steps 0 --save-every 250 --keep-last 0 --num-workers 1
+  --oversample-start-s 0.3 --oversample-factor 8 --rtc-max-delay 25)
+if [ -e "$OUT/latest" ]; then "${TRAIN[@]}" --max-steps "$MAX_STEPS" --resume
+else "${TRAIN[@]}" --max-steps "$MAX_STEPS"; fi
+pi05-moe export "$OUT" --out "$WORK/sim_small_rtc" --weights-dtype float16 --noise-scale 0
+# 0.4 s: RTC on (the committed rows fed clean) with the executor on the newest chunk, as the
+# committed rows assume; then sim.yaml's ensembling executor without RTC, for comparison.
+pi05-moe sim-eval --checkpoint "$WORK/sim_small_rtc" --latency-s 0.4 --episodes 20 --seed 3000 \
+  --num-threads 1 --set policy_node.rtc=true --set executor_node.mode=rtc \
+  --out "$WORK/sim_eval_rtc_0.4.json"
+pi05-moe sim-eval --checkpoint "$WORK/sim_small_rtc" --latency-s 0.4 --episodes 20 --seed 3000 \
+  --num-threads 1 --out "$WORK/sim_eval_rtc_0.4_ensemble.json"
