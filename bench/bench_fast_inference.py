@@ -9,10 +9,10 @@ interleaved (A, B, C, A, B, C, ...) so other load hits them alike:
 - ``baseline``: the code as it was before issue #15's speed work: every prompt padding column
   in the prefix (64 tokens for ~5 real ones), 10 Euler steps, every camera encoded, the prefix
   K/V concatenated with the suffix's and the bool mask converted at every attention call;
-- ``trim``: the padding trimmed (the same actions), and every variant below it with the static
-  KV cache (``gemma.StaticKV``: the suffix K/V written in place, the mask additive, made once);
-- ``trim+N steps``: fewer Euler steps (``policy_node num_steps``); ``-static kv`` (the first
-  N only): the same without the static KV cache;
+- ``trim``: the padding trimmed (the same actions);
+- ``trim+N steps``: fewer Euler steps (``policy_node num_steps``); ``+static kv`` (the first
+  N only): with the static KV cache (``gemma.StaticKV``: the suffix K/V written in place, the
+  mask additive, made once; ``sample_actions``' default on CUDA only);
 - ``trim+N steps+sparse T``: and expert cameras whose routing weight is below T not encoded
   (``policy_node sparse_routing_threshold``);
 - ``trim+N steps+compile``: a second copy of the model with its denoising step compiled
@@ -50,8 +50,8 @@ def variants(steps: list[int], threshold: float) -> dict[str, dict]:
            'trim': dict(trim_prompt=True, num_steps=10, sparse_threshold=0.0)}
     for i, n in enumerate(steps):
         if i == 0:  # what the static KV cache adds, at the first step count
-            out[f'trim+{n} steps-static kv'] = dict(trim_prompt=True, num_steps=n,
-                                                    sparse_threshold=0.0, static_kv=False)
+            out[f'trim+{n} steps+static kv'] = dict(trim_prompt=True, num_steps=n,
+                                                    sparse_threshold=0.0, static_kv=True)
         out[f'trim+{n} steps'] = dict(trim_prompt=True, num_steps=n, sparse_threshold=0.0)
         if threshold > 0:
             out[f'trim+{n} steps+sparse {threshold:g}'] = dict(
@@ -109,7 +109,7 @@ def main() -> None:
                     batch, **{**k, 'num_steps': _kw['num_steps'],
                               'trim_prompt': _kw['trim_prompt'],
                               'sparse_threshold': _kw['sparse_threshold'],
-                              'static_kv': _kw.get('static_kv', True)}))
+                              'static_kv': _kw.get('static_kv', False)}))
             t0 = time.perf_counter()
             images = {n: decode_image(m, kinds[n], n) for n, m in msgs.items()}
             t1 = time.perf_counter()

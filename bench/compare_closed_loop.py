@@ -65,7 +65,7 @@ def row(name: str, report: dict, params: int, training: str) -> str:
     infer = f'{lat["infer_ms_median"]:.0f} / {lat["infer_ms_p90"]:.0f} ms'
     used = f'{lat["median_s"]:.3f} s' if lat['median_s'] is not None else '-'
     replan = report.get('loop', {}).get('replan_steps')
-    name = f'{name} (replan {replan})' if replan else name
+    name = f'{name} (replan {replan})' if replan and 'replan' not in name else name
     return (f'| {name} | {success} | {overall["successes"]}/{overall["episodes"]} | {routing} | '
             f'{infer} | {used} | {pct(overall["held_share"])} | {params / 1e6:.1f}M | '
             f'{training or "-"} |')

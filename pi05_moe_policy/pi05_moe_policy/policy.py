@@ -265,6 +265,8 @@ class Policy:
                      .detach().cpu().contiguous()
                      for k, v in canonical_state_dict(source).items()}
             save_file(state, str(d / 'model.safetensors'))
+            # safetensors writes 0600; give the weights the permissions the other files got
+            os.chmod(d / 'model.safetensors', (d / 'config.json').stat().st_mode & 0o777)
         self.norm_stats.save(d / 'norm_stats.json')
         save_tokenizer(self.tokenizer, d)
         return d

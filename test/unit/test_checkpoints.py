@@ -46,6 +46,20 @@ def test_the_shipped_sim_checkpoint_is_installed_and_fits_the_sim_arm():
     assert (policy.base_camera, tuple(policy.expert_cameras)) == ('wrist', ('l515', 'thermal'))
 
 
+def test_the_shipped_rt1_checkpoint_is_installed_and_routes_like_the_pi05_one():
+    """shipped:sim_rt1, the README's RT-1 baseline (#20): an rt1 network on the same arm and
+    cameras, routed, small enough to ship."""
+    from pi05_moe_policy.model.rt1 import RT1Model
+
+    path = shipped_checkpoint('sim_rt1')
+    assert path is not None and resolve_checkpoint('shipped:sim_rt1') == str(path)
+    assert sum(f.stat().st_size for f in path.iterdir()) / 1e6 <= 50.0
+    policy = load_policy('shipped:sim_rt1')
+    assert isinstance(policy.model, RT1Model) and policy.model_config.use_camera_moe
+    assert tuple(policy.joint_names) == SIM_JOINTS
+    assert (policy.base_camera, tuple(policy.expert_cameras)) == ('wrist', ('l515', 'thermal'))
+
+
 @pytest.fixture(scope='module')
 def saved_tiny(tmp_path_factory):
     from pi05_moe_policy import Policy

@@ -142,8 +142,10 @@ def test_the_compiled_denoising_step_gives_the_eager_chunk(model):
     for real in (5, 9):  # two prompt lengths: two prefix lengths
         batch = one_prompt_batch(cfg, real_tokens=real)
         eager, _ = model.sample_actions(batch, noise=noise, num_steps=3)
-        fast, _ = compiled.sample_actions(batch, noise=noise, num_steps=3)
-        assert (fast - eager).abs().max().item() < 1e-4
+        for static_kv in (False, True):  # CPU's default, and the static cache (CUDA's)
+            fast, _ = compiled.sample_actions(batch, noise=noise, num_steps=3,
+                                              static_kv=static_kv)
+            assert (fast - eager).abs().max().item() < 1e-4
 
 
 def test_torch_compile_runs_a_network_without_a_compiled_path_eager_with_a_warning(caplog):

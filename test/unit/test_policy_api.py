@@ -107,6 +107,8 @@ def test_save_load_reproduces_actions_exactly(policy, noise, tmp_path):
     files = sorted(os.listdir(tmp_path / 'ckpt'))
     assert files == ['config.json', 'model.safetensors', 'norm_stats.json',
                      'tokenizer_spec.json']
+    modes = {f: (tmp_path / 'ckpt' / f).stat().st_mode & 0o777 for f in files}
+    assert len(set(modes.values())) == 1, modes  # the weights as readable as the rest
     loaded = Policy.load(tmp_path / 'ckpt')
     assert loaded.config == policy.config
     a = policy.infer(obs(), noise=noise)
