@@ -78,3 +78,14 @@ def test_ruff_lint_whole_repo():
     out = subprocess.run(['ruff', 'check', '--no-cache', str(ROOT)], capture_output=True,
                          text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_env_sh_can_be_sourced_by_a_strict_script():
+    """The repo's scripts run under `set -euo pipefail` and then `source env.sh`; ROS's and
+    colcon's setup scripts read unset variables, so env.sh turns nounset off while it runs and
+    restores it after."""
+    script = ('set -euo pipefail; source env.sh; [[ $- == *u* ]] || exit 3; '
+              'command -v pi05-moe >/dev/null || exit 4; echo sourced')
+    done = subprocess.run(['bash', '-c', script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == 'sourced', done.stderr[-2000:]
