@@ -183,7 +183,8 @@ def open_policy(load: dict[str, Any], inference: dict[str, Any] | None = None,
         policy.set_inference(**(inference or {}))
     except ValueError as err:  # e.g. a threshold for a checkpoint without the camera MoE
         raise CheckpointError(f'{load.get("spec")}: {err}') from None
-    warm_up(policy)
+    if (inference or {}).get('torch_compile') or str(load.get('device', '')).startswith('cuda'):
+        warm_up(policy)  # compile now / initialise CUDA now, not in the first chunk
     return policy
 
 

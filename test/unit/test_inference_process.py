@@ -80,16 +80,18 @@ def test_close_ends_the_child_at_once_and_later_calls_fail():
     process.close()  # twice is fine
 
 
-def test_open_policy_warms_up_and_leaves_no_trace_of_the_fake_observation():
-    """The start-up inference (first chunk not slow) leaves the policy as loaded: the first
-    sampled chunk equals a fresh policy's (the noise generator restarted), and RT-1's image
-    history does not keep the fake frame."""
-    from pi05_moe_policy.inference_process import open_policy
+def test_the_warm_up_leaves_no_trace_of_the_fake_observation():
+    """The start-up inference (a first chunk not slow: the child always, in process with
+    torch_compile or CUDA) leaves the policy as loaded: the next sampled chunk equals a fresh
+    policy's (the noise generator restarted), and RT-1's image history keeps no fake frame."""
+    from pi05_moe_policy.inference_process import warm_up
 
-    warmed = open_policy(LOAD, dict(num_steps=4))
+    warmed = load_policy(**LOAD).set_inference(num_steps=4)
+    warm_up(warmed)
     fresh = load_policy(**LOAD).set_inference(num_steps=4)
     obs = fresh.fake_obs(seed=1)
     np.testing.assert_allclose(warmed.infer(obs)['actions'], fresh.infer(obs)['actions'],
                                atol=1e-6)
-    rt1 = open_policy(dict(LOAD, spec='preset:rt1'), dict(inference_hz=10.0))
+    rt1 = load_policy(**dict(LOAD, spec='preset:rt1')).set_inference(inference_hz=10.0)
+    warm_up(rt1)
     assert len(rt1.model._history) == 0 and rt1.model.history_call_stride == 2

@@ -422,13 +422,8 @@ class Pi05Model(nn.Module):
         """Euler integration from t=1 (noise) to t=0 over ``num_steps``.
 
         The prompt's padding columns are dropped first (``trim_prompt_padding``: the same
-        actions, fewer prefix tokens; ``trim_prompt=False`` keeps them, for benchmarks).
-        ``static_kv``: the prefix cache sits in buffers with room for the suffix, each step
-        writes its K/V there in place, and the mask is additive, made once a chunk
-        (``gemma.StaticKV``: fixed addresses, as CUDA graphs need); False concatenates K/V
-        every step (the reference it is tested against); None (default): static on CUDA only
-        (on this project's CPU it was no faster: 12.1 against 11.6 ms a step, small preset).
-        ``sparse_threshold`` > 0 (camera MoE only): expert cameras whose routing weight is
+        actions, fewer prefix tokens; ``trim_prompt=False`` keeps them, for benchmarks;
+        ``static_kv``: see ``_prefix_for_sampling``).  ``sparse_threshold`` > 0 (camera MoE only): expert cameras whose routing weight is
         below it are not encoded (``encode_routed``); 0 encodes every camera, as in training.
 
         With the KV cache the prefix runs once and each step runs the expert only; without it
@@ -462,8 +457,6 @@ class Pi05Model(nn.Module):
         mode = cfg.rtc_mode if rtc_mode is None else rtc_mode
         rtc = self._rtc_target(prefix_actions, prefix_len, schedule, mode, batch, shape)
         timer = _Timer(dev)
-        if static_kv is None:
-            static_kv = dev.type == 'cuda'
         batch, prefix, cache, rows = self._prefix_for_sampling(
             batch, sparse_threshold, trim_prompt, use_kv_cache, timer, static_kv)
         state = batch['state']
@@ -503,10 +496,16 @@ class Pi05Model(nn.Module):
 
     def _prefix_for_sampling(self, batch: dict[str, torch.Tensor], sparse_threshold: float,
                              trim_prompt: bool, use_kv_cache: bool, timer: _Timer,
-                             static_kv: bool = True) -> tuple:
+                             static_kv: bool | None = None) -> tuple:
         """sample_actions' vision and prefix stages -> (the batch as used, Prefix, the KV cache
         and the suffix rows, or None, None without the cache).  ``static_kv``: the cache in
-        ``StaticKV`` buffers and the suffix mask additive (``gemma.static_cache``)."""
+        ``gemma.StaticKV`` buffers with room for the suffix (each step writes its K/V there in
+        place: fixed addresses, as CUDA graphs need) and the suffix mask additive, made once a
+        chunk; False concatenates K/V every step (the reference it is tested against); None:
+        static on CUDA only (on this project's CPU it was no faster: 12.1 against 11.6 ms a
+        step, small preset)."""
+        if static_kv is None:
+            static_kv = batch['images'].device.type == 'cuda'
         if not 0.0 <= float(sparse_threshold) <= 1.0:
             raise ValueError(f'sparse_threshold must lie in [0, 1], got {sparse_threshold!r}')
         if trim_prompt:
