@@ -423,8 +423,8 @@ class Pi05Model(nn.Module):
 
         The prompt's padding columns are dropped first (``trim_prompt_padding``: the same
         actions, fewer prefix tokens; ``trim_prompt=False`` keeps them, for benchmarks;
-        ``static_kv``: see ``_prefix_for_sampling``).  ``sparse_threshold`` > 0 (camera MoE only): expert cameras whose routing weight is
-        below it are not encoded (``encode_routed``); 0 encodes every camera, as in training.
+        ``static_kv``: see ``_prefix_for_sampling``).  ``sparse_threshold`` > 0 (camera MoE
+        only): expert cameras below that routing weight are not encoded (``encode_routed``).
 
         With the KV cache the prefix runs once and each step runs the expert only; without it
         every step recomputes prefix + suffix (the reference the cache is tested against).
