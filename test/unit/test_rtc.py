@@ -14,7 +14,7 @@ from test_model_core import make_batch, perturb_adarms
 from pi05_moe_policy import Policy
 from pi05_moe_policy.core.rtc import CommittedChunk, DelayEstimator, RtcConfig
 from pi05_moe_policy.model import ModelConfig, Pi05Model, make_config
-from pi05_moe_policy.model.rtc import guidance_weight, prefix_weights, token_times
+from pi05_moe_policy.model.rtc import guidance_weight, prefix_weights, sample_delays, token_times
 from pi05_moe_training.train.config import TrainConfig
 
 DELAY, COMMITTED = 5, 20
@@ -132,6 +132,29 @@ def test_training_time_rtc_draws_delays_up_to_the_maximum(setup):
     assert 'rtc_delay' not in info
 
 
+def test_zero_delay_prob_mixes_in_chunks_without_a_prefix(setup):
+    g = torch.Generator().manual_seed(0)
+    plain = sample_delays(4000, 25, torch.device('cpu'), generator=g)
+    mixed = sample_delays(4000, 25, torch.device('cpu'), generator=g, zero_prob=0.5)
+    assert (plain == 0).float().mean().item() < 0.1  # U{0..25}: 1 in 26
+    # 0.5 + 0.5 / 26 = 0.52 of the samples without a prefix; the others still reach 25
+    assert abs((mixed == 0).float().mean().item() - 0.52) < 0.04
+    assert mixed.max().item() == 25
+    assert (sample_delays(64, 25, torch.device('cpu'), zero_prob=1.0) == 0).all()
+    with pytest.raises(ValueError, match=re.escape('zero_prob must lie in [0, 1], got 1.5')):
+        sample_delays(4, 25, torch.device('cpu'), zero_prob=1.5)
+    # Every delay 0: the loss is the plain flow-matching loss, the same noise and times.
+    model = setup[0]
+    batch = make_batch(model.config, b=2, seed=4)
+    noise = torch.randn(2, model.config.action_horizon, model.config.action_dim)
+    time = torch.tensor([0.3, 0.8])
+    loss, info = model.compute_loss(batch, noise=noise, time=time, rtc_max_delay=8,
+                                    rtc_zero_delay_prob=1.0)
+    ref, _ = model.compute_loss(batch, noise=noise, time=time)
+    assert info['rtc_delay'].tolist() == [0, 0]
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
+
+
 def test_token_times():
     tt = token_times(torch.tensor([0.5, 0.25]), torch.tensor([0, 2]), 4)
     assert tt.tolist() == [[0.5] * 4, [0.0, 0.0, 0.25, 0.25]]
@@ -172,6 +195,10 @@ def test_train_config_rtc_max_delay_goes_into_the_checkpoint_config():
     assert TrainConfig(preset='tiny').model_config().model.rtc_mode == 'guidance'
     with pytest.raises(ValueError, match=re.escape('TrainConfig.rtc_max_delay=-1')):
         TrainConfig(rtc_max_delay=-1)
+    assert TrainConfig(rtc_max_delay=6, rtc_zero_delay_prob=0.5).loss_kwargs(0.1)[
+        'rtc_zero_delay_prob'] == 0.5
+    with pytest.raises(ValueError, match=re.escape('TrainConfig.rtc_zero_delay_prob=1.5')):
+        TrainConfig(rtc_zero_delay_prob=1.5)
 
 
 # ---------------------------------------------------------------------------- Policy.infer

@@ -65,7 +65,7 @@ def test_the_loss_settings_reach_compute_loss():
                       time_beta_alpha=2.0, time_beta_beta=3.0, rtc_max_delay=4)
     assert cfg.loss_kwargs(0.3) == {'routing_loss_weight': 0.3, 'focal_alpha': 0.5,
                                     'focal_gamma': 1.0, 'time_beta': (2.0, 3.0),
-                                    'rtc_max_delay': 4}
+                                    'rtc_max_delay': 4, 'rtc_zero_delay_prob': 0.0}
     policy_cfg = TrainConfig(preset='tiny', routing_focal_alpha=0.5).model_config()
     assert policy_cfg == make_policy_config('tiny')  # the loss is not part of the policy
 

@@ -352,16 +352,17 @@ class Pi05Model(nn.Module):
                      routing_loss_weight: float = ROUTING_LOSS_WEIGHT,
                      focal_alpha: float = FOCAL_ALPHA, focal_gamma: float = FOCAL_GAMMA,
                      time_beta: tuple[float, float] = (TIME_BETA_ALPHA, TIME_BETA_BETA),
-                     rtc_max_delay: int = 0, rtc_delay: torch.Tensor | None = None
-                     ) -> tuple[torch.Tensor, dict[str, Any]]:
+                     rtc_max_delay: int = 0, rtc_delay: torch.Tensor | None = None,
+                     rtc_zero_delay_prob: float = 0.0) -> tuple[torch.Tensor, dict[str, Any]]:
         """Flow matching (``x_t = t*noise + (1-t)*a``, target ``u = noise - a``) on the real
         action dims (``batch['action_dim_mask']``, which the transforms set; every dim when it
         is absent), plus ``routing_loss_weight`` x the focal routing loss when labels are given.
 
         Training-time RTC (``rtc_max_delay`` D > 0, or explicit ``rtc_delay`` (B,) rows): the
         first d ~ U{0..D} actions of each chunk get flow time 0 (they enter clean, as the
-        committed prefix does at inference) and are kept out of the loss; info then holds
-        ``rtc_delay`` (B,) and ``token_time`` (B, H).
+        committed prefix does at inference) and are kept out of the loss; a sample's d is 0
+        with probability ``rtc_zero_delay_prob``; info then holds ``rtc_delay`` (B,) and
+        ``token_time`` (B, H).
 
         The loss settings are arguments (the training run's ``TrainConfig`` owns them); the
         defaults are the seeds': weight 0.1, focal alpha 0.25 / gamma 2, time ~ Beta(1.5, 1).
@@ -376,7 +377,8 @@ class Pi05Model(nn.Module):
         noise = torch.randn_like(actions) if noise is None else noise.float()
         time = self.sample_time(b, dev, *time_beta) if time is None else time.float()
         if rtc_delay is None and rtc_max_delay > 0:
-            rtc_delay = sample_delays(b, min(int(rtc_max_delay), h - 1), dev)  # (B,)
+            rtc_delay = sample_delays(b, min(int(rtc_max_delay), h - 1), dev,
+                                      zero_prob=rtc_zero_delay_prob)  # (B,)
         t_in = time if rtc_delay is None else token_times(time, rtc_delay, h)  # (B,) | (B, H)
         tt = time[:, None, None] if t_in.dim() == 1 else t_in[:, :, None]  # (B, 1|H, 1)
         x_t = tt * noise + (1.0 - tt) * actions

@@ -64,9 +64,18 @@ def guidance_weight(t: float, max_weight: float) -> float:
 
 
 def sample_delays(b: int, max_delay: int, device: torch.device,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """(B,) long: training-time RTC delays drawn uniformly from ``0 .. max_delay``."""
-    return torch.randint(0, int(max_delay) + 1, (b,), device=device, generator=generator)
+                  generator: torch.Generator | None = None,
+                  zero_prob: float = 0.0) -> torch.Tensor:
+    """(B,) long: training-time RTC delays drawn uniformly from ``0 .. max_delay``; with
+    probability ``zero_prob`` a sample's delay is 0 instead (no prefix: the model keeps its
+    skill where no committed chunk exists, e.g. the first chunk or with ``rtc`` off)."""
+    if not 0.0 <= float(zero_prob) <= 1.0:
+        raise ValueError(f'zero_prob must lie in [0, 1], got {zero_prob!r}')
+    delay = torch.randint(0, int(max_delay) + 1, (b,), device=device, generator=generator)
+    if zero_prob > 0:
+        keep = torch.rand(b, device=device, generator=generator) >= float(zero_prob)  # (B,)
+        delay = delay * keep.long()
+    return delay
 
 
 def token_times(time: torch.Tensor, delay: torch.Tensor, horizon: int) -> torch.Tensor:

@@ -101,6 +101,10 @@ class TrainConfig:
         0, 'training-time RTC: the first d ~ U{0..D} actions of each chunk are given clean '
            '(flow time 0) and kept out of the loss; the checkpoint records rtc_mode=training, '
            'so policy_node feeds the committed prefix clean. 0 = off')
+    rtc_zero_delay_prob: float = param(
+        0.0, 'training-time RTC: the share of samples drawn with delay 0 (no prefix) on top of '
+             "U{0..D}'s own, so the model keeps its skill without a committed chunk (the "
+             'first chunk, rtc off); a 4000-step fine-tune at 0 lost it (README)')
     # --- hardware ---
     device: str = param('auto', "'auto' (cuda when available), 'cpu' or 'cuda'")
     bf16: bool = param(True, 'bf16 autocast on CUDA (the CPU trains in fp32 unless --cpu-bf16)')
@@ -134,6 +138,8 @@ class TrainConfig:
         check(_finite(self.lr) and self.lr > 0, self, 'lr', 'a learning rate > 0')
         check(_finite(self.min_lr) and 0 <= self.min_lr <= self.lr, self, 'min_lr',
               f'0 <= min_lr <= lr={self.lr}')
+        check(_finite(self.rtc_zero_delay_prob) and 0 <= self.rtc_zero_delay_prob <= 1, self,
+              'rtc_zero_delay_prob', 'a probability in [0, 1]')
         for name in ('weight_decay', 'grad_clip', 'routing_loss_weight', 'routing_focal_alpha',
                      'routing_focal_gamma'):
             check(_finite(getattr(self, name)) and getattr(self, name) >= 0, self, name,
@@ -204,7 +210,8 @@ class TrainConfig:
         return {'routing_loss_weight': routing_loss_weight,
                 'focal_alpha': self.routing_focal_alpha, 'focal_gamma': self.routing_focal_gamma,
                 'time_beta': (self.time_beta_alpha, self.time_beta_beta),
-                'rtc_max_delay': self.rtc_max_delay}
+                'rtc_max_delay': self.rtc_max_delay,
+                'rtc_zero_delay_prob': self.rtc_zero_delay_prob}
 
     @property
     def frozen_parts(self) -> tuple[str, ...]:
