@@ -73,6 +73,7 @@ from pi05_moe_training.train.sharded import (
     save_sharded,
     shard_model,
 )
+from pi05_moe_training.train.stop_request import StopRequest
 from pi05_moe_training.train.torch_dataset import ResumableSampler, TrainDataset, make_loader
 
 log = logging.getLogger('pi05_moe.train')
@@ -206,7 +207,8 @@ def train(cfg: TrainConfig) -> Path:
     """Run training; returns the last checkpoint directory (on every rank)."""
     dist_info = init_distributed(cfg.device)
     try:
-        return _train(cfg, dist_info)
+        with StopRequest() as stop:
+            return _train(cfg, dist_info, stop)
     finally:
         shutdown_distributed()
 
@@ -307,7 +309,7 @@ def train_step(ddp_model: torch.nn.Module, model: torch.nn.Module,
     return info, grad_norm, lr
 
 
-def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
+def _train(cfg: TrainConfig, dist_info: DistInfo, stop: StopRequest) -> Path:
     device, out = dist_info.device, Path(cfg.out)
     resume_from = resume_source(cfg)
     data = TrainDataset(cfg.dataset, cfg.oversample_start_s, cfg.oversample_factor)
@@ -362,8 +364,16 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> Path:
                     raise FloatingPointError(f'loss is {scalars["loss"]} at step {pos.step}; '
                                              f'the last good checkpoint is {last}')
                 logger.log(pos.step, scalars, lr, global_batch)
-            if pos.step % cfg.save_every == 0 or pos.step == cfg.max_steps:
+            saved = pos.step % cfg.save_every == 0 or pos.step == cfg.max_steps
+            if saved:
                 last = _save(out, pos, policy, cfg, optimizer, dist_info, batches_per_epoch)
+            if any(all_gather_objects(stop.requested, dist_info)):  # every rank stops here
+                if not saved:
+                    last = _save(out, pos, policy, cfg, optimizer, dist_info, batches_per_epoch)
+                logger.write(f'stopped by {stop.signal_name or "a signal"} at step {pos.step}: '
+                             f'checkpoint {last}; --resume continues from it')
+                logger.close()
+                raise KeyboardInterrupt
             if pos.step >= cfg.max_steps:
                 break
         else:  # the epoch ran out

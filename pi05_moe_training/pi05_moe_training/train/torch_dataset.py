@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from pi05_moe_training.dataset import layout
 from pi05_moe_training.dataset.episodes import EpisodeDataset, load_stats
 from pi05_moe_training.dataset.stats import chunk_action_values, compute_stats
+from pi05_moe_training.train.stop_request import ignore_sigint
 
 THERMAL_ENCODING = 'mono16'  # centi-Kelvin (dataset_layout / convert)
 
@@ -187,4 +188,5 @@ def make_loader(dataset: Any, sampler: ResumableSampler, batch_size: int, num_wo
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                       num_workers=num_workers, collate_fn=dataset.collate,
                       generator=torch.Generator().manual_seed(seed), pin_memory=pin_memory,
-                      persistent_workers=False)
+                      persistent_workers=False,
+                      worker_init_fn=ignore_sigint if num_workers else None)
