@@ -16,7 +16,10 @@ interleaved (A, B, C, A, B, C, ...) so other load hits them alike:
 - ``trim+N steps+sparse T``: and expert cameras whose routing weight is below T not encoded
   (``policy_node sparse_routing_threshold``);
 - ``trim+N steps+compile``: a second copy of the model with its denoising step compiled
-  (``policy_node torch_compile``; ``--compile N``), its compilation untimed.
+  (``policy_node torch_compile``; ``--compile N``), its compilation untimed;
+- ``candidate N steps+compile`` (``--candidate CKPT``): another checkpoint, e.g. one retrained
+  at a smaller shape (``scripts/train_fast_checkpoint.sh``), with the fast settings, timed in
+  the same run, so its ratio is to today's shipped checkpoint's baseline.
 
 Stages: decode (sensor_msgs/Image -> numpy, as policy_node does), transform (resize, normalise,
 tokenise), vision, prefix (fusion + language + KV cache), denoise (and per step), publish
@@ -63,6 +66,23 @@ def frames_for(policy, frames: dict) -> dict:
     return {n: frames[n] for n in policy.camera_names}
 
 
+def compiled_variants(args: argparse.Namespace, frames: dict, state: np.ndarray) -> dict:
+    """Copies of the weights with their denoising step compiled (its compilation untimed):
+    --checkpoint's at --compile steps, and --candidate's at --candidate-steps."""
+    out = {}
+    for name, path, steps in ((f'trim+{args.compile} steps+compile', args.checkpoint,
+                               args.compile),
+                              (f'candidate {args.candidate_steps} steps+compile',
+                               args.candidate, args.candidate_steps)):
+        if not (path and steps):
+            continue
+        fast = load_policy(path).set_inference(num_steps=steps, torch_compile=True)
+        fast.infer({'images': frames_for(fast, frames), 'state': state,
+                    'prompt': 'lift the red cube'})
+        out[name] = dict(policy=fast, other_weights=path != args.checkpoint)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--checkpoint', default='shipped:sim_small')
@@ -75,6 +95,12 @@ def main() -> None:
     parser.add_argument('--compile', type=int, default=5, metavar='STEPS',
                         help='also time a copy with its denoising step compiled (torch_compile), '
                         'at this many steps (5; 0: no)')
+    parser.add_argument('--candidate', default='', metavar='CHECKPOINT',
+                        help='also time another checkpoint (e.g. a retrained, smaller one) with '
+                        'the fast settings and --candidate-steps, against --checkpoint\'s '
+                        'baseline in the same run')
+    parser.add_argument('--candidate-steps', type=int, default=3,
+                        help='Euler steps of --candidate (3)')
     args = parser.parse_args()
     torch.set_num_threads(args.num_threads)
     policy = load_policy(args.checkpoint)
@@ -88,13 +114,8 @@ def main() -> None:
     noise = np.random.default_rng(0).standard_normal(
         (policy.action_horizon, policy.model_config.action_dim)).astype(np.float32)
     runs = variants([int(s) for s in args.steps.split(',') if s], args.sparse)
+    runs.update(compiled_variants(args, frames, state))
     model = policy.model
-    if args.compile:  # a second copy of the weights, its denoising step compiled
-        fast = load_policy(args.checkpoint).set_inference(num_steps=args.compile,
-                                                          torch_compile=True)
-        fast.infer({'images': frames_for(fast, frames), 'state': state,
-                    'prompt': 'lift the red cube'})  # the compilation, untimed
-        runs[f'trim+{args.compile} steps+compile'] = dict(policy=fast)
     rows: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
     actions: dict[str, np.ndarray] = {}
     plain = model.sample_actions
@@ -136,12 +157,13 @@ def main() -> None:
           + f'{"x baseline":>12}{"cameras":>9}{"max |da|":>10}')
     for name, rs in rows.items():
         med = {c: statistics.median(r[c] for r in rs) for c in cols}
-        diff = float(np.abs(actions[name] - actions['baseline']).max())
+        diff = ('     other' if runs[name].get('other_weights') else
+                f'{float(np.abs(actions[name] - actions["baseline"]).max()):>10.4f}')
         print(f'{name:<26}' + ''.join(f'{med[c]:>10.1f}' for c in cols)
-              + f'{base / med["total"]:>11.2f}x{int(rs[0]["cameras"]):>9}{diff:>10.4f}')
+              + f'{base / med["total"]:>11.2f}x{int(rs[0]["cameras"]):>9}{diff}')
     print('ms, medians; "x baseline" = baseline total / this total (higher is faster); '
           'max |da| = the largest action difference to the baseline chunk (robot units: rad, '
-          'gripper 0..1), the same noise')
+          'gripper 0..1), the same noise; "other": --candidate\'s weights)')
 
 
 if __name__ == '__main__':
