@@ -13,11 +13,39 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 from pi05_moe_policy.params import plain_dict, strict_from_dict
 
 ROUTER_INPUT_TYPES = ('prompt', 'state', 'prompt_state')
+
+
+def normalise_router_dims(cfg: Any, fail: Callable[[str, str], None]) -> None:
+    """``camera_router_hidden_dims`` as a tuple (JSON round trips make it a list)."""
+    value = cfg.camera_router_hidden_dims
+    if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+        fail('camera_router_hidden_dims', 'expected a list/tuple')
+    cfg.camera_router_hidden_dims = tuple(value)
+
+
+def check_camera_router(cfg: Any, fail: Callable[[str, str], None]) -> None:
+    """The ``camera_router_*`` fields and the expert count, which ``ModelConfig`` and the
+    RT-1 baseline's ``RT1Config`` share (both build ``model/camera_router.py``); ``fail(field,
+    message)`` raises."""
+    if cfg.camera_router_input_type not in ROUTER_INPUT_TYPES:
+        fail('camera_router_input_type', f'expected one of {ROUTER_INPUT_TYPES}')
+    if not cfg.camera_router_hidden_dims or any(
+            not isinstance(h, int) or h <= 0 for h in cfg.camera_router_hidden_dims):
+        fail('camera_router_hidden_dims', 'expected a non-empty tuple of positive ints')
+    for name in ('camera_router_temperature', 'camera_router_gumbel_temp'):
+        value = getattr(cfg, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
+                value) or value <= 0:
+            fail(name, 'expected a finite number > 0')
+    if cfg.use_camera_moe and cfg.num_experts < 1:
+        fail('num_experts', 'use_camera_moe=True needs at least one expert camera '
+             '(DataConfig.expert_cameras)')
 RTC_MODES = ('none', 'guidance', 'training')  # model/rtc.py
 RTC_SCHEDULES = ('exp', 'linear', 'ones', 'zeros')
 
@@ -87,11 +115,7 @@ class ModelConfig:
     camera_router_gumbel_temp: float = 1.0
 
     def __post_init__(self) -> None:
-        # JSON round trips turn tuples into lists; normalise before validating.
-        value = self.camera_router_hidden_dims
-        if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
-            self._fail('camera_router_hidden_dims', 'expected a list/tuple')
-        self.camera_router_hidden_dims = tuple(value)
+        normalise_router_dims(self, self._fail)
         self._validate()
 
     # ------------------------------------------------------------------ validation
@@ -110,8 +134,7 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 self._fail(name, 'expected a positive int')
-        for name in ('rms_norm_eps', 'rope_theta', 'time_min_period', 'time_max_period',
-                     'camera_router_temperature', 'camera_router_gumbel_temp'):
+        for name in ('rms_norm_eps', 'rope_theta', 'time_min_period', 'time_max_period'):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 self._fail(name, 'expected a finite number > 0')
@@ -152,14 +175,7 @@ class ModelConfig:
         if not isinstance(self.rtc_max_guidance_weight, (int, float)) or not math.isfinite(
                 self.rtc_max_guidance_weight) or self.rtc_max_guidance_weight <= 0:
             self._fail('rtc_max_guidance_weight', 'expected a finite number > 0')
-        if self.camera_router_input_type not in ROUTER_INPUT_TYPES:
-            self._fail('camera_router_input_type', f'expected one of {ROUTER_INPUT_TYPES}')
-        if not self.camera_router_hidden_dims or any(
-                not isinstance(h, int) or h <= 0 for h in self.camera_router_hidden_dims):
-            self._fail('camera_router_hidden_dims', 'expected a non-empty tuple of positive ints')
-        if self.use_camera_moe and self.num_experts < 1:
-            self._fail('num_experts', 'use_camera_moe=True needs at least one expert camera '
-                       '(DataConfig.expert_cameras)')
+        check_camera_router(self, self._fail)
 
     # ------------------------------------------------------------------ derived
     @property

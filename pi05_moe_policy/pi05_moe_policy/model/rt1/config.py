@@ -19,7 +19,7 @@ import dataclasses
 import math
 from typing import Any
 
-from pi05_moe_policy.model.config import ROUTER_INPUT_TYPES
+from pi05_moe_policy.model.config import check_camera_router, normalise_router_dims
 from pi05_moe_policy.params import plain_dict, strict_from_dict
 
 ARCHITECTURE = 'rt1'  # the discriminator config.json carries (PI0.5's configs have none)
@@ -83,10 +83,7 @@ class RT1Config:
     camera_router_gumbel_temp: float = 1.0
 
     def __post_init__(self) -> None:
-        value = self.camera_router_hidden_dims
-        if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
-            self._fail('camera_router_hidden_dims', 'expected a list/tuple')
-        self.camera_router_hidden_dims = tuple(value)
+        normalise_router_dims(self, self._fail)
         self._validate()
 
     # ------------------------------------------------------------------ validation
@@ -137,18 +134,7 @@ class RT1Config:
         if not isinstance(self.num_experts, int) or isinstance(self.num_experts, bool) or \
                 self.num_experts < 0:
             self._fail('num_experts', 'expected an int >= 0')
-        if self.use_camera_moe and self.num_experts < 1:
-            self._fail('num_experts', 'use_camera_moe=True needs at least one expert camera '
-                       '(DataConfig.expert_cameras)')
-        if self.camera_router_input_type not in ROUTER_INPUT_TYPES:
-            self._fail('camera_router_input_type', f'expected one of {ROUTER_INPUT_TYPES}')
-        if not self.camera_router_hidden_dims or any(
-                not isinstance(h, int) or h <= 0 for h in self.camera_router_hidden_dims):
-            self._fail('camera_router_hidden_dims', 'expected a non-empty tuple of positive ints')
-        for name in ('camera_router_temperature', 'camera_router_gumbel_temp'):
-            value = getattr(self, name)
-            if not _number(value) or value <= 0:
-                self._fail(name, 'expected a finite number > 0')
+        check_camera_router(self, self._fail)
 
     # ------------------------------------------------------------------ what PI0.5's callers ask
     @property
