@@ -25,39 +25,44 @@
 # Started 2026-12-07 on the 2-core dev machine in the background:
 #   nohup bash scripts/train_fast_checkpoint.sh > runs/sim_small/train_fast.log 2>&1 &
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-WORK="${1:-runs/sim_small}"
-OUT="$WORK/${RUN:-train_fast}"
-make setup
-source env.sh
-if [ ! -d "$WORK/dataset" ]; then  # the shipped checkpoint's demonstrations
-  pi05-moe sim-demos --out "$WORK/bags" --episodes 240 --layout slots --no-depth
-  pi05-moe convert "$WORK"/bags/* --out "$WORK/dataset" --only-success
-fi
-TRAIN=(pi05-moe train --dataset "$WORK/dataset" --preset small --out "$OUT" --batch-size 8
-  --warmup-steps 200 --routing-warmup-steps 300 --routing-ramp-steps 500 --save-every 500
-  --keep-last 0 --num-workers 1 --oversample-start-s 0.3 --oversample-factor 8
-  --rtc-max-delay 25 --rtc-zero-delay-prob 0.5
-  --model-overrides 'camera_router_input_type="prompt"' state_in_prompt=false image_size=168
-  expert_mlp_dim=512)
-step() {  # the step of <run>/latest, 0 when there is none
-  local target
-  target=$(readlink "$OUT/latest" 2>/dev/null || true)
-  echo "${target#checkpoint-}" | grep -E '^[0-9]+$' || echo 0
+# The whole body is one function, parsed before it runs: editing this file while a run is
+# under way cannot change what that run does next.
+main() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/.."
+  WORK="${1:-runs/sim_small}"
+  OUT="$WORK/${RUN:-train_fast}"
+  make setup
+  source env.sh
+  if [ ! -d "$WORK/dataset" ]; then  # the shipped checkpoint's demonstrations
+    pi05-moe sim-demos --out "$WORK/bags" --episodes 240 --layout slots --no-depth
+    pi05-moe convert "$WORK"/bags/* --out "$WORK/dataset" --only-success
+  fi
+  TRAIN=(pi05-moe train --dataset "$WORK/dataset" --preset small --out "$OUT" --batch-size 8
+    --warmup-steps 200 --routing-warmup-steps 300 --routing-ramp-steps 500 --save-every 500
+    --keep-last 0 --num-workers 1 --oversample-start-s 0.3 --oversample-factor 8
+    --rtc-max-delay 25 --rtc-zero-delay-prob 0.5
+    --model-overrides 'camera_router_input_type="prompt"' state_in_prompt=false image_size=168
+    expert_mlp_dim=512)
+  step() {  # the step of <run>/latest, 0 when there is none
+    local target
+    target=$(readlink "$OUT/latest" 2>/dev/null || true)
+    echo "${target#checkpoint-}" | grep -E '^[0-9]+$' || echo 0
+  }
+  leg() {  # leg MAX_STEPS [FLAGS...]: train to MAX_STEPS, resuming when a checkpoint exists
+    local max=$1; shift
+    if [ "$(step)" -ge "$max" ]; then return; fi
+    if [ -e "$OUT/latest" ]; then "${TRAIN[@]}" --max-steps "$max" --resume "$@"
+    else "${TRAIN[@]}" --max-steps "$max" "$@"; fi
+  }
+  leg 8500                # warm-up + cosine at lr 3e-4
+  leg 18000 --lr 2e-4     # the warm restart, a second cosine at lr 2e-4
+  pi05-moe export "$OUT" --out "$OUT/export" --weights-dtype float16 --noise-scale 0
+  # The issue's 0.4 s goal, on the tuning seeds 3000-3019: RTC mode (committed rows fed clean,
+  # executor on the newest chunk) and sim.yaml's ensembling executor without RTC.
+  pi05-moe sim-eval --checkpoint "$OUT/export" --latency-s 0.4 --episodes 20 --seed 3000 \
+    --num-threads 1 --set policy_node.rtc=true --set executor_node.mode=rtc \
+    --set policy_node.num_steps=3 --out "$OUT/sim_eval_0.4_rtc.json"
+  pi05-moe sim-eval --checkpoint "$OUT/export" --latency-s 0.4 --episodes 20 --seed 3000 \
+    --num-threads 1 --set policy_node.num_steps=3 --out "$OUT/sim_eval_0.4_ensemble.json"
 }
-leg() {  # leg MAX_STEPS [FLAGS...]: train to MAX_STEPS, resuming when a checkpoint exists
-  local max=$1; shift
-  if [ "$(step)" -ge "$max" ]; then return; fi
-  if [ -e "$OUT/latest" ]; then "${TRAIN[@]}" --max-steps "$max" --resume "$@"
-  else "${TRAIN[@]}" --max-steps "$max" "$@"; fi
-}
-leg 8500                # warm-up + cosine at lr 3e-4
-leg 18000 --lr 2e-4     # the warm restart, a second cosine at lr 2e-4
-pi05-moe export "$OUT" --out "$OUT/export" --weights-dtype float16 --noise-scale 0
-# The issue's 0.4 s goal, on the tuning seeds 3000-3019: RTC mode (committed rows fed clean,
-# executor on the newest chunk) and sim.yaml's ensembling executor without RTC.
-pi05-moe sim-eval --checkpoint "$OUT/export" --latency-s 0.4 --episodes 20 --seed 3000 \
-  --num-threads 1 --set policy_node.rtc=true --set executor_node.mode=rtc \
-  --set policy_node.num_steps=3 --out "$OUT/sim_eval_0.4_rtc.json"
-pi05-moe sim-eval --checkpoint "$OUT/export" --latency-s 0.4 --episodes 20 --seed 3000 \
-  --num-threads 1 --set policy_node.num_steps=3 --out "$OUT/sim_eval_0.4_ensemble.json"
+main "$@"; exit $?
