@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Issue #15's figures for one checkpoint, measured the way users run it. Run it with nothing
+# else on the CPU (no training beside it): the live demo and the benchmark are timing-sensitive.
+#
+# Usage: bash scripts/measure_realtime.sh CHECKPOINT [OUT_DIR] [--set NODE.PARAM=VALUE ...]
+#   CHECKPOINT  an exported checkpoint directory (or shipped:sim_small)
+#   OUT_DIR     where the reports go (default runs/realtime/<checkpoint's folder name>)
+#   --set ...   the graph settings to measure with, passed to sim-eval and demo alike, e.g.
+#               --set policy_node.num_steps=3 --set policy_node.rtc=true
+#               --set executor_node.mode=rtc
+# Seeds: 9000-9019 of each family at 0.4 s (held out: never used for tuning; 3000-3019 are the
+# tuning seeds), the latency sweep on 1000-1019 (the README table's), the live demo and its
+# sim-eval prediction on 7100-7119. Takes ~35 min on the 2-core dev machine.
+set -euo pipefail
+main() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/.."
+  local ckpt="${1:?usage: measure_realtime.sh CHECKPOINT [OUT_DIR] [--set ...]}"; shift
+  local out="runs/realtime/$(basename "$ckpt")"
+  if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then out="$1"; shift; fi
+  local sets=("$@")
+  mkdir -p "$out"
+  make setup
+  source env.sh
+  local eval=(pi05-moe sim-eval --checkpoint "$ckpt" --episodes 20 --num-threads 1 "${sets[@]}")
+  echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$out/load.txt"
+  # The goal: >= 80 % a family at a fixed 0.4 s, on held-out seeds.
+  "${eval[@]}" --latency-s 0.4 --seed 9000 --out "$out/heldout_0.4.json" | tee "$out/heldout_0.4.txt"
+  # Success against latency, with these settings.
+  "${eval[@]}" --latency-sweep 0,0.1,0.2,0.4,0.8 --seed 1000 --out "$out/sweep.json" \
+    | tee "$out/sweep.txt"
+  # One chunk on one idle thread, against today's shipped checkpoint in the same run.
+  python bench/bench_fast_inference.py --steps 5 --sparse 0 --compile 5 --candidate "$ckpt" \
+    --candidate-steps "$(steps_of "${sets[@]}")" --iters 20 | tee "$out/bench.txt"
+  # Live: the graph at real time, 20 episodes, then sim-eval's prediction on the same seeds.
+  echo "== load before the demo: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/load.txt"
+  pi05-moe demo --checkpoint "$ckpt" --episodes 20 --seed 7100 --out "$out/demo" "${sets[@]}" \
+    | tee "$out/demo.txt"
+  echo "== load after the demo: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/load.txt"
+  "${eval[@]}" --like-demo --seed 7100 --max-steps 1000 --out "$out/like_demo.json" \
+    | tee "$out/like_demo.txt"
+}
+steps_of() {  # the num_steps a --set list gives policy_node (5, sim.yaml's, when none)
+  local n=5 arg
+  for arg in "$@"; do
+    case "$arg" in policy_node.num_steps=*) n="${arg#policy_node.num_steps=}" ;; esac
+  done
+  echo "$n"
+}
+main "$@"; exit $?
