@@ -46,6 +46,8 @@ def check_camera_router(cfg: Any, fail: Callable[[str, str], None]) -> None:
     if cfg.use_camera_moe and cfg.num_experts < 1:
         fail('num_experts', 'use_camera_moe=True needs at least one expert camera '
              '(DataConfig.expert_cameras)')
+
+
 RTC_MODES = ('none', 'guidance', 'training')  # model/rtc.py
 RTC_SCHEDULES = ('exp', 'linear', 'ones', 'zeros')
 

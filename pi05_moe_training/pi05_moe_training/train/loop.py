@@ -367,7 +367,9 @@ def _train(cfg: TrainConfig, dist_info: DistInfo, stop: StopRequest) -> Path:
             saved = pos.step % cfg.save_every == 0 or pos.step == cfg.max_steps
             if saved:
                 last = _save(out, pos, policy, cfg, optimizer, dist_info, batches_per_epoch)
-            if any(all_gather_objects(stop.requested, dist_info)):  # every rank stops here
+            # Under DDP the ranks agree at each log step (a collective, not one every step).
+            if (not dist_info.enabled or pos.step % cfg.log_every == 0) and any(
+                    all_gather_objects(stop.requested, dist_info)):
                 if not saved:
                     last = _save(out, pos, policy, cfg, optimizer, dist_info, batches_per_epoch)
                 logger.write(f'stopped by {stop.signal_name or "a signal"} at step {pos.step}: '

@@ -5,6 +5,8 @@ The handlers are installed only in the main thread of the main interpreter (Pyth
 elsewhere the request never fires and training behaves as before. DataLoader workers ignore
 SIGINT (:func:`ignore_sigint`, their ``worker_init_fn``) so that a Ctrl-C in a terminal, which
 reaches the whole process group, does not kill them under the step the main process finishes.
+Under DDP the ranks agree on a stop at the next ``--log-every`` step (one collective there, not
+one a step), so every rank saves the same step.
 """
 
 from __future__ import annotations
