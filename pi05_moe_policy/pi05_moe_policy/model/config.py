@@ -48,12 +48,40 @@ def check_camera_router(cfg: Any, fail: Callable[[str, str], None]) -> None:
              '(DataConfig.expert_cameras)')
 
 
+@dataclasses.dataclass
+class CameraRouterFields:
+    """The camera MoE router's fields, which ``ModelConfig`` and the RT-1 baseline's
+    ``RT1Config`` share (both build ``model/camera_router.py``), and the validation entry both
+    use: ``__post_init__`` normalises the hidden dims and calls the subclass's ``_validate``;
+    ``_fail(field, message)`` raises, naming the class and the field and quoting the value.
+    Dataclass inheritance puts these fields first in the subclass's field order."""
+
+    num_experts: int = 2  # gated expert cameras (DataConfig.expert_cameras names them)
+    camera_router_input_type: str = 'prompt_state'
+    camera_router_use_attention_pooling: bool = True
+    camera_router_use_learnable_scales: bool = True
+    camera_router_hidden_dims: tuple[int, ...] = (512, 256)
+    camera_router_temperature: float = 1.0
+    camera_router_use_gumbel: bool = False
+    camera_router_gumbel_temp: float = 1.0
+
+    def __post_init__(self) -> None:
+        normalise_router_dims(self, self._fail)
+        self._validate()
+
+    def _fail(self, field: str, msg: str) -> None:
+        raise ValueError(f'{type(self).__name__}.{field}={getattr(self, field)!r}: {msg}')
+
+    def _validate(self) -> None:
+        check_camera_router(self, self._fail)
+
+
 RTC_MODES = ('none', 'guidance', 'training')  # model/rtc.py
 RTC_SCHEDULES = ('exp', 'linear', 'ones', 'zeros')
 
 
 @dataclasses.dataclass
-class ModelConfig:
+class ModelConfig(CameraRouterFields):
     """PI0.5 (or PI0) with router-gated camera fusion.
 
     Widths/depths follow the Gemma naming: ``width`` is the hidden size, ``mlp_dim`` the GeGLU
@@ -106,24 +134,10 @@ class ModelConfig:
     rtc_schedule: str = 'exp'  # guidance: row weights past the delay (exp|linear|ones|zeros)
     rtc_max_guidance_weight: float = 5.0  # guidance: clip of the paper's weight (beta)
     # --- camera MoE (field names from seed 000) ---
+    # (and CameraRouterFields': num_experts and the camera_router_* fields)
     use_camera_moe: bool = True
-    num_experts: int = 2  # gated expert cameras (DataConfig.expert_cameras names them)
-    camera_router_input_type: str = 'prompt_state'
-    camera_router_use_attention_pooling: bool = True
-    camera_router_use_learnable_scales: bool = True
-    camera_router_hidden_dims: tuple[int, ...] = (512, 256)
-    camera_router_temperature: float = 1.0
-    camera_router_use_gumbel: bool = False
-    camera_router_gumbel_temp: float = 1.0
-
-    def __post_init__(self) -> None:
-        normalise_router_dims(self, self._fail)
-        self._validate()
 
     # ------------------------------------------------------------------ validation
-    def _fail(self, field: str, msg: str) -> None:
-        raise ValueError(f'ModelConfig.{field}={getattr(self, field)!r}: {msg}')
-
     def _validate(self) -> None:
         positive = (
             'vocab_size vlm_width vlm_depth vlm_mlp_dim vlm_num_heads vlm_num_kv_heads '

@@ -49,3 +49,23 @@ def routing_terms(probs: torch.Tensor, weights: torch.Tensor, active: torch.Tens
     lf = labelled.float()
     info['routing_accuracy'] = ((hit * lf).sum() / lf.sum().clamp_min(1.0)).detach()
     return loss, info
+
+
+def add_routing_loss(action_loss: torch.Tensor, info: dict[str, Any],
+                     route: tuple[torch.Tensor, torch.Tensor] | None, active: torch.Tensor | None,
+                     weight: float, alpha: float, gamma: float) -> torch.Tensor:
+    """The training loss: action_loss + weight * the router's focal loss (``routing_terms``;
+    0 without a router, ``route`` None, or labels). ``route`` is (probs, weights), each (B, N).
+    Fills ``info`` with the routing terms, routing_loss, routing_loss_weight and loss
+    (detached), the names both networks' ``compute_loss`` report."""
+    loss = action_loss
+    routing_loss = torch.zeros((), device=action_loss.device)
+    weight = float(weight)
+    if route is not None:
+        routing_loss, routing_info = routing_terms(route[0], route[1], active, alpha, gamma)
+        info.update(routing_info)
+        loss = loss + weight * routing_loss
+    info['routing_loss'] = routing_loss.detach()
+    info['routing_loss_weight'] = weight
+    info['loss'] = loss.detach()
+    return loss

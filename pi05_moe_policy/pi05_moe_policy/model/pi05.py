@@ -34,7 +34,7 @@ from pi05_moe_policy.model.gemma import (
     rope_cos_sin,
     static_cache,
 )
-from pi05_moe_policy.model.losses import action_mask, check_actions, routing_terms
+from pi05_moe_policy.model.losses import action_mask, add_routing_loss, check_actions
 from pi05_moe_policy.model.rtc import (
     guidance_weight,
     prefix_weights,
@@ -397,18 +397,9 @@ class Pi05Model(nn.Module):
         if rtc_delay is not None:
             info['rtc_delay'] = rtc_delay.detach()
             info['token_time'] = t_in.detach()
-        loss = action_loss
-        routing_loss = torch.zeros((), device=dev)
-        weight = float(routing_loss_weight)
-        if prefix.route is not None:
-            routing_loss, routing_info = routing_terms(
-                prefix.route.probs, prefix.route.weights, batch.get('camera_active'),
-                focal_alpha, focal_gamma)
-            info.update(routing_info)
-            loss = loss + weight * routing_loss
-        info['routing_loss'] = routing_loss.detach()
-        info['routing_loss_weight'] = weight
-        info['loss'] = loss.detach()
+        route = None if prefix.route is None else (prefix.route.probs, prefix.route.weights)
+        loss = add_routing_loss(action_loss, info, route, batch.get('camera_active'),
+                                routing_loss_weight, focal_alpha, focal_gamma)
         return loss, info
 
     forward = compute_loss

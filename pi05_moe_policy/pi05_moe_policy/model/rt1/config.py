@@ -19,7 +19,7 @@ import dataclasses
 import math
 from typing import Any
 
-from pi05_moe_policy.model.config import check_camera_router, normalise_router_dims
+from pi05_moe_policy.model.config import CameraRouterFields, check_camera_router
 from pi05_moe_policy.params import plain_dict, strict_from_dict
 
 ARCHITECTURE = 'rt1'  # the discriminator config.json carries (PI0.5's configs have none)
@@ -27,7 +27,7 @@ EFFICIENTNETS = tuple(f'efficientnet-b{i}' for i in range(8))
 
 
 @dataclasses.dataclass
-class RT1Config:
+class RT1Config(CameraRouterFields):
     """FiLM-EfficientNet -> TokenLearner -> causal transformer over k frames -> 256-bin heads.
 
     ``width_coefficient`` / ``depth_coefficient`` scale the named EfficientNet (None: that
@@ -72,24 +72,10 @@ class RT1Config:
     # bin, so the only valid value is 0.
     noise_scale: float = 0.0
     # --- cameras: False concatenates every camera's tokens, True gates the experts ---
+    # (and CameraRouterFields': num_experts and the camera_router_* fields)
     use_camera_moe: bool = False
-    num_experts: int = 2
-    camera_router_input_type: str = 'prompt_state'
-    camera_router_use_attention_pooling: bool = True
-    camera_router_use_learnable_scales: bool = True
-    camera_router_hidden_dims: tuple[int, ...] = (512, 256)
-    camera_router_temperature: float = 1.0
-    camera_router_use_gumbel: bool = False
-    camera_router_gumbel_temp: float = 1.0
-
-    def __post_init__(self) -> None:
-        normalise_router_dims(self, self._fail)
-        self._validate()
 
     # ------------------------------------------------------------------ validation
-    def _fail(self, field: str, msg: str) -> None:
-        raise ValueError(f'RT1Config.{field}={getattr(self, field)!r}: {msg}')
-
     def _validate(self) -> None:
         if self.architecture != ARCHITECTURE:
             self._fail('architecture', f'expected {ARCHITECTURE!r}')

@@ -37,7 +37,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from pi05_moe_policy.model.camera_router import CameraMoE, RouterOutput
-from pi05_moe_policy.model.losses import action_mask, check_actions, routing_terms
+from pi05_moe_policy.model.losses import action_mask, add_routing_loss, check_actions
 from pi05_moe_policy.model.rt1.action_bins import ActionBins
 from pi05_moe_policy.model.rt1.config import RT1Config
 from pi05_moe_policy.model.rt1.efficientnet_film import FiLMEfficientNet
@@ -188,19 +188,12 @@ class RT1Model(nn.Module):
         info: dict[str, Any] = {
             'action_loss': action_loss.detach(),
             'bin_accuracy': ((hit * mf).sum() / mf.sum().clamp_min(1.0)).detach()}
-        loss = action_loss
-        routing_loss = torch.zeros((), device=dev)
-        weight = float(routing_loss_weight)
+        current = None  # the current frame's routing: (probs, weights), each (B, N)
         if route is not None:
-            k = cfg.history  # the current frame's routing (B, N)
-            routing_loss, routing_info = routing_terms(
-                route.probs.view(b, k, -1)[:, -1], route.weights.view(b, k, -1)[:, -1],
-                batch.get('camera_active'), focal_alpha, focal_gamma)
-            info.update(routing_info)
-            loss = loss + weight * routing_loss
-        info['routing_loss'] = routing_loss.detach()
-        info['routing_loss_weight'] = weight
-        info['loss'] = loss.detach()
+            k = cfg.history
+            current = (route.probs.view(b, k, -1)[:, -1], route.weights.view(b, k, -1)[:, -1])
+        loss = add_routing_loss(action_loss, info, current, batch.get('camera_active'),
+                                routing_loss_weight, focal_alpha, focal_gamma)
         return loss, info
 
     forward = compute_loss
