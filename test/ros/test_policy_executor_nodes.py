@@ -424,29 +424,51 @@ def test_executor_alone_joint_trajectory_output_and_reset(ros, spawn, tmp_path, 
         ros.remove(node)
 
 
-@pytest.mark.timeout(120)
-def test_rtc_chunks_agree_with_the_previous_chunk_under_sim_time(ros, spawn, tmp_path,
-                                                                  wait_until):
-    """policy_node rtc:=true with the executor in mode rtc, on a slow sim clock (0.05 x wall,
-    so an inference spans a few 20 ms rows of sim time): each chunk starts on the rows of the
-    one before that the executor was still running (with rtc:=false the same check fails:
-    the gap is ~3.6 rad, random-init chunks from different noise)."""
+def _prefix_gaps(chunks):
+    """For consecutive chunks: how far each one's first row is from the row of the one before
+    that ran at its observation time (max over joints)."""
+    gaps = []
+    for prev, new in zip(chunks[:-1], chunks[1:]):
+        a_prev = np.asarray(prev.actions).reshape(prev.horizon, prev.action_dim)
+        a_new = np.asarray(new.actions).reshape(new.horizon, new.action_dim)
+        shift = round((stamp_to_sec(new.header.stamp) - stamp_to_sec(prev.header.stamp))
+                      / prev.period)
+        assert 0 <= shift < prev.horizon
+        gaps.append(float(np.abs(a_new[0] - a_prev[shift]).max()))
+    return gaps
+
+
+@pytest.mark.timeout(150)
+def test_rtc_chunks_agree_with_the_previous_chunk_only_while_the_executor_runs_them(
+        ros, spawn, tmp_path, wait_until):
+    """policy_node rtc:=true with the executor in mode rtc and enabled, on a slow sim clock
+    (0.05 x wall, so an inference spans a few 20 ms rows of sim time): each chunk starts on
+    the rows of the one before that the executor was still running. Once the executor is
+    disabled (its diagnostics say so at once), nothing runs those rows, and the chunks come
+    without a prefix: random-init chunks from different noise, ~3.6 rad apart."""
     probe = Probe(ros, sim_clock=True, rate=0.05)
     graph = start_graph(spawn, tmp_path, use_sim_time=True, policy={'rtc': True},
-                        executor={'mode': 'rtc'})
+                        executor={'mode': 'rtc', 'enabled': True})
+    def executing_since():  # when the executor first reported running a chunk
+        times = [t for t, _, st in probe.diagnostics('executor_node') if st.message == 'ok']
+        return times[0] if times else None
+
     try:
-        wait_until(lambda: len(probe.messages('/pi05_moe/action_chunk')) >= 4, 90,
+        wait_until(lambda: executing_since() is not None, 90, 'the executor running a chunk')
+        t_on = executing_since() + 1.0  # chunks inferred before that had no prefix
+        wait_until(lambda: len(probe.messages('/pi05_moe/action_chunk', t_on)) >= 4, 60,
                    'four action chunks')
-        chunks = [m for _, m in probe.messages('/pi05_moe/action_chunk')]
-        gaps = []
-        for prev, new in zip(chunks[1:-1], chunks[2:]):  # the first one had no prefix
-            a_prev = np.asarray(prev.actions).reshape(prev.horizon, prev.action_dim)
-            a_new = np.asarray(new.actions).reshape(new.horizon, new.action_dim)
-            shift = round((stamp_to_sec(new.header.stamp) - stamp_to_sec(prev.header.stamp))
-                          / prev.period)
-            assert 0 <= shift < prev.horizon
-            gaps.append(np.abs(a_new[0] - a_prev[shift]).max())
+        chunks = [m for _, m in probe.messages('/pi05_moe/action_chunk', t_on)]
+        gaps = _prefix_gaps(chunks[1:])  # the first may have started before the report
         assert max(gaps) < 0.1, gaps
+        response = ros.call(probe.enable, SetBool.Request(data=False))
+        assert response.success, response.message
+        t_off = time.monotonic() + 1.0  # a chunk in flight may still have had its prefix
+        wait_until(lambda: len(probe.messages('/pi05_moe/action_chunk', t_off)) >= 3, 60,
+                   'three action chunks after disabling the executor')
+        after = [m for _, m in probe.messages('/pi05_moe/action_chunk', t_off)]
+        gaps = _prefix_gaps(after)
+        assert min(gaps) > 0.1, gaps
         assert_graph_alive(graph)
     finally:
         ros.remove(probe.node)

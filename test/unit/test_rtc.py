@@ -12,7 +12,13 @@ import torch
 from test_model_core import make_batch, perturb_adarms
 
 from pi05_moe_policy import Policy
-from pi05_moe_policy.core.rtc import CommittedChunk, DelayEstimator, RtcConfig
+from pi05_moe_policy.core.rtc import (
+    CommittedChunk,
+    DelayEstimator,
+    RtcConfig,
+    RtcPlanner,
+    executor_executes,
+)
 from pi05_moe_policy.model import ModelConfig, Pi05Model, make_config
 from pi05_moe_policy.model.rtc import guidance_weight, prefix_weights, sample_delays, token_times
 from pi05_moe_training.train.config import TrainConfig
@@ -268,6 +274,31 @@ def test_committed_chunk_gives_the_rows_still_to_run():
     assert cc.prefix_at(11.0) is None  # every row has passed
     cc.reset()
     assert cc.prefix_at(10.1) is None
+
+
+def test_executor_status_says_whether_the_chunks_run():
+    """executor_node's diagnostics values (strings) -> running (enabled, status ok) or not."""
+    assert executor_executes({'enabled': 'True', 'status': 'ok', 'mode': 'rtc'}) is True
+    assert executor_executes({'enabled': 'False', 'status': 'ok'}) is False  # preview only
+    assert executor_executes({'enabled': 'True', 'status': 'hold_stale'}) is False
+    assert executor_executes({'enabled': 'True', 'status': 'hold_no_chunk'}) is False
+    assert executor_executes({'chunk': '3'}) is None  # another node's status: no opinion
+
+
+def test_planner_gives_no_prefix_while_the_executor_runs_nothing():
+    """Disabled, holding or reset, the arm does not follow the last chunk: no prefix, so an
+    episode's first chunk is not conditioned on the previous episode's rows."""
+    planner = RtcPlanner(RtcConfig(rtc=True), 0.02, 50)
+    actions = np.arange(50, dtype=np.float32)[:, None].repeat(2, 1)  # row i = i
+    planner.published(10.0, 10.1, actions)
+    running = planner.infer_kwargs(10.105)
+    assert running['prefix'][0].tolist() == [5, 5] and running['delay_steps'] == 5
+    planner.executor_state(False)
+    assert planner.infer_kwargs(10.105) == {}
+    planner.executor_state(None)  # a report that says nothing changes nothing
+    assert planner.infer_kwargs(10.105) == {}
+    planner.executor_state(True)
+    assert planner.infer_kwargs(10.105)['prefix'][0].tolist() == [5, 5]
 
 
 def test_rtc_config_quotes_bad_values():

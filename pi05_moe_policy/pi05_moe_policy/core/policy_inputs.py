@@ -71,6 +71,13 @@ def startup_line(checkpoint: str, plan: InputPlan, policy: Any) -> str:
             f'{policy.control_period_s:g} s; ignored (not in the checkpoint): {plan.ignored}')
 
 
+def truncation_line(prompt: str, n_ids: int, max_token_len: int) -> str:
+    """The warning for a prompt cut to the model's ``max_token_len`` (said once per prompt)."""
+    return (f'prompt {prompt[:80]!r} ({len(prompt)} characters) is {n_ids} tokens with the '
+            f'state, cut to max_token_len {max_token_len}: the model sees only its start (said '
+            'once per prompt)')
+
+
 def diagnostic_values(chunks: int, prompt: str, inference_ms: Mapping[str, float],
                       stage_ms: Mapping[str, float], rates_hz: Mapping[str, float],
                       warnings: Callable[..., int]) -> dict[str, object]:

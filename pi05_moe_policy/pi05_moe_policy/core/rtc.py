@@ -38,6 +38,11 @@ class RtcConfig:
                                           'latencies, in control periods, rounded up.')
     rtc_max_prefix_age_s: float = param(2.0, 'A previous chunk whose observation is older than '
                                         'this (s) is not used as a prefix.')
+    rtc_executor_status: str = param(
+        'executor_node: control', 'The name of the executor\'s DiagnosticStatus (on '
+        'diagnostics_topic). While it reports actuation disabled or a hold, nothing of the last '
+        'chunk is being executed, so chunks get no prefix. Empty: do not watch, always assume '
+        'the executor runs the newest chunk.')
 
     def __post_init__(self) -> None:
         check(self.rtc_latency_window >= 1, self, 'rtc_latency_window', 'an int >= 1')
@@ -107,18 +112,39 @@ class CommittedChunk:
         return self.actions[first:].copy(), min(0.0, start)
 
 
+def executor_executes(values: dict[str, str]) -> bool | None:
+    """From the key/values of executor_node's DiagnosticStatus: does it run the chunks it is
+    sent (actuation enabled, status ``ok``)? None when they say neither (another publisher)."""
+    if 'enabled' not in values or 'status' not in values:
+        return None
+    return values['enabled'] == 'True' and values['status'] == 'ok'
+
+
 class RtcPlanner:
     """policy_node's RTC state: the delay estimate and the last chunk, as ``Policy.infer``
-    arguments. Times are node-clock seconds (header stamps), never wall time."""
+    arguments. Times are node-clock seconds (header stamps), never wall time.
+
+    ``executing`` (True until told otherwise, :meth:`executor_state`) says whether the executor
+    runs the newest chunk. While it does not (actuation disabled, the watchdog holding, after a
+    reset), the committed rows are not what the arm does, so no prefix is given: an episode's
+    first chunk after a reset is never conditioned on the previous episode's rows."""
 
     def __init__(self, cfg: RtcConfig, period_s: float, horizon: int) -> None:
         self.period, self.horizon = float(period_s), int(horizon)
         self.delay = DelayEstimator(cfg.rtc_latency_window, cfg.rtc_latency_percentile)
         self.committed = CommittedChunk(cfg.rtc_max_prefix_age_s)
+        self.executing = True
+
+    def executor_state(self, executing: bool | None) -> None:
+        """The executor's latest report (:func:`executor_executes`; None changes nothing)."""
+        if executing is not None:
+            self.executing = bool(executing)
 
     def infer_kwargs(self, stamp: float) -> dict:
         """``prefix``, ``prefix_start_s``, ``delay_steps`` for an observation at ``stamp``
-        ({} when there is nothing committed)."""
+        ({} when there is nothing committed, or the executor does not run it)."""
+        if not self.executing:
+            return {}
         got = self.committed.prefix_at(stamp)
         if got is None:
             return {}

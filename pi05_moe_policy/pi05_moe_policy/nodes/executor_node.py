@@ -111,6 +111,7 @@ class ExecutorNode(Node):
         if problem is not None:
             response.message = f'refusing to enable: {problem}; ' + response.message
         self.get_logger().info(response.message)
+        self._publish_diagnostics()  # at once: policy_node's RTC reads whether chunks run
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
@@ -123,6 +124,7 @@ class ExecutorNode(Node):
     def _reset(self) -> None:
         self.core.reset(self._now())
         self.get_logger().info('reset: chunks dropped')
+        self._publish_diagnostics()
 
     # ------------------------------------------------------------------ the control tick
     def _tick(self) -> None:

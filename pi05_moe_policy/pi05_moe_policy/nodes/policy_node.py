@@ -1,12 +1,10 @@
 """policy_node: cameras + /joint_states + prompt -> ActionChunk and RoutingWeights.
 
-Callbacks only check messages (headers; joint limits and thermal plausibility: core.input_checks)
-and store the latest per stream (a bad one is dropped with a rate-limited warning and never
-replaces a good one). A worker thread builds an observation from the newest messages
-(:mod:`pi05_moe_policy.core.snapshot`: age and skew on header stamps, sim-time aware), runs
-``Policy.infer`` (with ``rtc``: on the rows of its last chunk the executor still runs, see
-:class:`pi05_moe_policy.core.rtc.RtcPlanner`) and publishes; while it runs, newer messages replace
-older ones. Parameters: :class:`pi05_moe_policy.nodes.config.PolicyNodeConfig`.
+Callbacks only check messages (core.input_checks) and store the latest per stream (a bad one is
+dropped with a rate-limited warning). A worker thread builds an observation from the newest ones
+(core.snapshot: age and skew on header stamps, sim-time aware), runs ``Policy.infer`` (with
+``rtc``: on the rows of its last chunk the executor still runs, core.rtc.RtcPlanner and
+nodes.executor_watch) and publishes. Parameters: ``nodes.config.PolicyNodeConfig``.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from pi05_moe_policy.core.policy_inputs import (
     plan_inputs,
     snapshot_images,
     startup_line,
+    truncation_line,
 )
 from pi05_moe_policy.core.rate_limited_log import FirstSeen, RateLimitedLog
 from pi05_moe_policy.core.rtc import RtcPlanner
@@ -36,6 +35,7 @@ from pi05_moe_policy.core.worker import Worker
 from pi05_moe_policy.inference_process import PolicyProcess, open_policy
 from pi05_moe_policy.nodes import qos
 from pi05_moe_policy.nodes.config import PolicyNodeConfig
+from pi05_moe_policy.nodes.executor_watch import watch_executor
 from pi05_moe_policy.nodes.main import run_node
 from pi05_moe_policy.nodes.msg_convert import (
     make_action_chunk,
@@ -64,6 +64,8 @@ class PolicyNode(Node):
         self.warn = RateLimitedLog(self.get_logger().warning, cfg.warn_period)
         self.joint_check = JointStateCheck(cfg, self.joint_names)
         self.rtc = RtcPlanner(cfg, p.control_period_s, p.action_horizon) if cfg.rtc else None
+        if self.rtc and cfg.rtc_executor_status:  # no prefix while the executor runs nothing
+            watch_executor(self, cfg.diagnostics_topic, cfg.rtc_executor_status, self.rtc)
         self.once = FirstSeen()  # extra joint sets, truncated prompts: said once each
         p.set_truncation_handler(self._on_truncate)  # prompts cut to max_token_len: logged here
         self.rates, self.infer_ms = {n: RateMeter() for n in self.topics}, RunningStats()
@@ -116,10 +118,8 @@ class PolicyNode(Node):
     def _on_truncate(self, text: str, n_ids: int) -> None:
         prompt = self.prompt_in_use
         if self.once.first(('truncated', prompt)):
-            self.get_logger().warning(
-                f'prompt {prompt[:80]!r} ({len(prompt)} characters) is {n_ids} tokens with the '
-                f'state, cut to max_token_len {self.policy.data_config.max_token_len}: the model '
-                'sees only its start (said once per prompt)')
+            self.get_logger().warning(truncation_line(
+                prompt, n_ids, self.policy.data_config.max_token_len))
 
     # ------------------------------------------------------------------ the worker
     def _on_error(self, exc: Exception) -> bool:
