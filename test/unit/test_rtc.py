@@ -281,13 +281,16 @@ def test_executor_status_says_whether_the_chunks_run():
     assert executor_executes({'enabled': 'True', 'status': 'ok', 'mode': 'rtc'}) is True
     assert executor_executes({'enabled': 'False', 'status': 'ok'}) is False  # preview only
     assert executor_executes({'enabled': 'True', 'status': 'hold_stale'}) is False
-    assert executor_executes({'enabled': 'True', 'status': 'hold_no_chunk'}) is False
+    assert executor_executes({'enabled': 'True', 'status': 'hold_nan'}) is False
+    # No chunk yet (start, reset): it runs the next one it gets, the one just published.
+    assert executor_executes({'enabled': 'True', 'status': 'hold_no_chunk'}) is True
+    assert executor_executes({'enabled': 'False', 'status': 'hold_no_chunk'}) is False
     assert executor_executes({'chunk': '3'}) is None  # another node's status: no opinion
 
 
 def test_planner_gives_no_prefix_while_the_executor_runs_nothing():
-    """Disabled, holding or reset, the arm does not follow the last chunk: no prefix, so an
-    episode's first chunk is not conditioned on the previous episode's rows."""
+    """Disabled or holding, the arm does not follow the last chunk: no prefix, so an episode's
+    first chunk is not conditioned on the previous episode's rows."""
     planner = RtcPlanner(RtcConfig(rtc=True), 0.02, 50)
     actions = np.arange(50, dtype=np.float32)[:, None].repeat(2, 1)  # row i = i
     planner.published(10.0, 10.1, actions)

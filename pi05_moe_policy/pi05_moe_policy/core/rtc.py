@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pi05_moe_policy.core.safety import HOLD_NO_CHUNK, NO_REFERENCE, OK
 from pi05_moe_policy.params import check, param
 
 
@@ -40,9 +41,9 @@ class RtcConfig:
                                         'this (s) is not used as a prefix.')
     rtc_executor_status: str = param(
         'executor_node: control', 'The name of the executor\'s DiagnosticStatus (on '
-        'diagnostics_topic). While it reports actuation disabled or a hold, nothing of the last '
-        'chunk is being executed, so chunks get no prefix. Empty: do not watch, always assume '
-        'the executor runs the newest chunk.')
+        'diagnostics_topic). While it reports actuation disabled, or the watchdog holding the '
+        'arm, nothing of the last chunk is being executed, so chunks get no prefix. Empty: do '
+        'not watch, always assume the executor runs the newest chunk.')
 
     def __post_init__(self) -> None:
         check(self.rtc_latency_window >= 1, self, 'rtc_latency_window', 'an int >= 1')
@@ -112,12 +113,19 @@ class CommittedChunk:
         return self.actions[first:].copy(), min(0.0, start)
 
 
+# executor_node statuses (core.safety) in which it runs the newest chunk it has, or will run
+# the next one it gets (none yet since its start or a reset). The others (hold_stale, hold_nan)
+# hold the arm: the rows of the last chunk are not being executed.
+RUNS_CHUNKS = (OK, HOLD_NO_CHUNK, NO_REFERENCE)
+
+
 def executor_executes(values: dict[str, str]) -> bool | None:
     """From the key/values of executor_node's DiagnosticStatus: does it run the chunks it is
-    sent (actuation enabled, status ``ok``)? None when they say neither (another publisher)."""
+    sent (actuation enabled, a status of ``RUNS_CHUNKS``)? None when they say neither (another
+    node's status)."""
     if 'enabled' not in values or 'status' not in values:
         return None
-    return values['enabled'] == 'True' and values['status'] == 'ok'
+    return values['enabled'] == 'True' and values['status'] in RUNS_CHUNKS
 
 
 class RtcPlanner:
@@ -125,9 +133,9 @@ class RtcPlanner:
     arguments. Times are node-clock seconds (header stamps), never wall time.
 
     ``executing`` (True until told otherwise, :meth:`executor_state`) says whether the executor
-    runs the newest chunk. While it does not (actuation disabled, the watchdog holding, after a
-    reset), the committed rows are not what the arm does, so no prefix is given: an episode's
-    first chunk after a reset is never conditioned on the previous episode's rows."""
+    runs the newest chunk. While it does not (actuation disabled, the watchdog holding), the
+    committed rows are not what the arm does, so no prefix is given: an episode's first chunk
+    after the demo's disable-reset-enable is never conditioned on the previous episode's rows."""
 
     def __init__(self, cfg: RtcConfig, period_s: float, horizon: int) -> None:
         self.period, self.horizon = float(period_s), int(horizon)
