@@ -33,7 +33,8 @@ main() {
     --candidate-steps "$(steps_of "${sets[@]}")" --iters 20 | tee "$out/bench.txt"
   # Live: the graph at real time, 20 episodes, then sim-eval's prediction on the same seeds.
   echo "== load before the demo: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/load.txt"
-  pi05-moe demo --checkpoint "$ckpt" --episodes 20 --seed 7100 --out "$out/demo" "${sets[@]}" \
+  pi05-moe demo --checkpoint "$ckpt" --episodes 20 --seed 7100 --max-wall-s 1500 \
+    --out "$out/demo" "${sets[@]}" \
     | tee "$out/demo.txt"
   echo "== load after the demo: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/load.txt"
   "${eval[@]}" --like-demo --seed 7100 --max-steps 1000 --out "$out/like_demo.json" \
