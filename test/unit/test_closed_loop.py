@@ -228,6 +228,25 @@ def test_rtc_gives_each_inference_the_previous_chunks_rows_from_its_observation_
     assert plain.rtc_calls and all(call == {} for call in plain.rtc_calls)
 
 
+def test_rtc_gives_no_prefix_while_the_executor_holds(sim):
+    """As policy_node reads executor_node's diagnostics: while the executor holds (here the
+    stale watchdog: a 0.15 s limit, chunks observed every 0.2 s arrive 0.1 s old), its last
+    chunk's rows are not what the arm does, so the next inference gets no prefix. With a limit
+    the chunks never reach, every inference after the first gets one."""
+    robot, executor_cfg = sim
+    calls = {}
+    for stale in (0.15, 0.5):
+        policy = NumberedChunks(robot.config.control_period_s)
+        cfg = replace(executor_cfg, mode='rtc', stale_timeout=stale)
+        result = ClosedLoop(robot, policy, cfg, LoopConfig(max_steps=40, latency_s=0.1),
+                            rtc=RtcConfig(rtc=True)).run_episode('lift_red_cube', 1000)
+        calls[stale] = (policy.rtc_calls, result.safety['hold_stale'])
+    held, holds = calls[0.15]
+    assert holds > 0 and len(held) == 4 and all(call == {} for call in held)
+    running, holds = calls[0.5]
+    assert holds == 0 and running[0] == {} and all('prefix' in call for call in running[1:])
+
+
 def test_sim_eval_reads_the_graphs_policy_settings_and_set_overrides():
     graph = graph_configs(str(SIM_YAML), ['policy_node.num_steps=3', 'executor_node.mode=rtc',
                                           'policy_node.rtc=true'])

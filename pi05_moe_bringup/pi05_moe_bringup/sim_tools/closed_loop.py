@@ -49,7 +49,8 @@ import numpy as np
 from pi05_moe_bringup.sim.expert import ExpertConfig, ScriptedExpert
 from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
 from pi05_moe_policy.core.executor import ChunkRejectedError, ExecutorCore
-from pi05_moe_policy.core.rtc import RtcConfig, RtcPlanner
+from pi05_moe_policy.core.rtc import RUNS_CHUNKS, RtcConfig, RtcPlanner
+from pi05_moe_policy.core.safety import HOLD_NO_CHUNK
 from pi05_moe_policy.nodes.config import ExecutorNodeConfig
 from pi05_moe_policy.params import check
 
@@ -136,7 +137,9 @@ class ClosedLoop:
         """``clock``: the wall clock (s) that times inferences in the measured latency mode.
         ``rtc``: real-time chunking as policy_node does it with ``rtc: true`` (the same
         :class:`RtcPlanner`, on sim time): each chunk is conditioned on the rows of the previous
-        one that run while the policy thinks; None (or ``rtc.rtc`` False) leaves it off."""
+        one that run while the policy thinks, and on none while the executor's last tick held
+        (policy_node reads that from executor_node's diagnostics); None (or ``rtc.rtc`` False)
+        leaves it off."""
         self.robot, self.policy, self.executor = robot, policy, executor
         self.rtc = rtc if rtc is not None and rtc.rtc else None
         self._planner: RtcPlanner | None = None
@@ -188,6 +191,7 @@ class ClosedLoop:
         next_inference = 0
         travel = np.zeros(6)  # (6,) arm joints
         closest = np.inf  # (m) pinch point to the target cube
+        status = HOLD_NO_CHUNK  # the executor's last tick: no chunk yet, runs the first one
         for step in range(cfg.max_steps):
             now = robot.time
             # A chunk that lands now is used now, and frees the worker for the next inference,
@@ -201,11 +205,14 @@ class ClosedLoop:
                     except ChunkRejectedError:  # NaN/inf actions: rejected, as by the node
                         pass
                 elif in_flight is None and step >= next_inference:
+                    if self._planner is not None:  # as policy_node learns from diagnostics
+                        self._planner.executor_state(status in RUNS_CHUNKS)
                     in_flight = self._infer(spec.prompt, now, result)
                     next_inference = step + cfg.replan_steps
                 else:
                     break
             out = core.tick(now)
+            status = out.status
             robot.set_action(out.command)
             result.commands.append(out.command)
             robot.step()
