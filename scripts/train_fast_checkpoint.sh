@@ -19,10 +19,9 @@
 #   Re-running continues a stopped run where it stopped (each leg --resume's from <run>/latest;
 #   checkpoints every 500 steps). Ctrl-C, or `kill -INT`/`-TERM` of the `pi05-moe train`
 #   process, ends the step in flight, writes its checkpoint and stops the script (exit 130).
-#   (The run started below began before this was in the code: stopping it loses up to 499
-#   steps, resumed from the last checkpoint-<500k>.)
 #   RUN (env, default train_fast) the run's folder in WORK_DIR.
-# Started 2026-12-07 on the 2-core dev machine in the background:
+# In the background, as run on 2026-12-07 (1 h 52 min on the 2-core dev machine, nothing beside
+# it; its result and why it was not shipped: README, real time):
 #   nohup bash scripts/train_fast_checkpoint.sh > runs/sim_small/train_fast.log 2>&1 &
 set -euo pipefail
 # The whole body is one function, parsed before it runs: editing this file while a run is
