@@ -106,3 +106,40 @@ def test_zstd_chunk_compression_is_smaller_and_reads_the_same(tmp_path, capsys):
     assert cli(['sim-demos', '--out', str(tmp_path / 'bad'), '--episodes', '1',
                 '--compression', 'zstd', '--storage', 'sqlite3']) == 2
     assert "storage='mcap'" in capsys.readouterr().err
+
+
+def test_action_noise_perturbs_what_runs_and_records_the_clean_targets(tmp_path, capsys):
+    """DART: the robot executes the expert's target plus a smooth offset; the bag's actions are
+    the expert's clean targets, so the data labels off-path states with the way back."""
+    sim = SimConfig(image_width=48, image_height=48, thermal_width=32, thermal_height=24)
+    recorded = {}
+    for noise in (0.0, 0.02):
+        cfg = SimDemoConfig(episodes=1, hold_s=0.0, depth=False, action_noise_rad=noise,
+                            wall_stamps=False)
+        summary, = record_demos(tmp_path / str(noise), cfg, sim, progress=False)
+        with BagReader(summary.path) as bag:
+            commands = np.stack([m.data for _, _, m in bag.messages(['/arm_controller/commands'])])
+            states = np.stack([m.position for _, _, m in bag.messages(['/joint_states'])])
+            recorded[noise] = commands, states, bag.episode_meta()
+    (clean_cmd, clean_state, clean_meta), (cmd, state, meta) = recorded[0.0], recorded[0.02]
+    np.testing.assert_allclose(cmd, clean_cmd, atol=1e-9)  # the labels: the expert's targets
+    arm_gap = np.abs(state[:, :6] - clean_state[:, :6]).max(axis=0)  # (6,) rad
+    assert (arm_gap > 0.005).sum() >= 4, arm_gap  # what ran was perturbed, joint by joint
+    np.testing.assert_allclose(state[:, 6], clean_state[:, 6], atol=0.05)  # not the gripper
+    assert 'action_noise_rad=0.02' in meta.notes and 'action_noise' not in clean_meta.notes
+    assert cli(['sim-demos', '--out', str(tmp_path / 'bad'), '--action-noise', '0.5']) == 2
+    assert 'action_noise_rad=0.5' in capsys.readouterr().err
+
+
+def test_ou_noise_has_the_stated_std_and_correlation_time():
+    from pi05_moe_bringup.sim.action_noise import OUNoise
+
+    noise = OUNoise(sigma=0.02, tau_s=0.3, dt=0.02, dims=6, seed=1)
+    x = np.stack([noise.step() for _ in range(60000)])  # (60000, 6)
+    assert x.std(axis=0) == pytest.approx(np.full(6, 0.02), rel=0.1)
+    lag = int(0.3 / 0.02)  # one correlation time: autocorrelation exp(-1)
+    corr = np.mean([np.corrcoef(x[:-lag, j], x[lag:, j])[0, 1] for j in range(6)])
+    assert corr == pytest.approx(np.exp(-1), abs=0.05)
+    assert np.array_equal(OUNoise(0.0, 0.3, 0.02, 6, 1).perturb(np.arange(7.0)), np.arange(7.0))
+    with pytest.raises(ValueError, match='tau_s=0'):
+        OUNoise(0.02, 0, 0.02, 6, 1)

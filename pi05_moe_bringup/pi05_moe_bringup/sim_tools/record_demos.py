@@ -45,6 +45,7 @@ STATE_TOPIC = topics.JOINT_STATES
 SENSOR_QOS = make_qos('best_effort', 'volatile', 5)  # what sim_node offers (qos.SENSOR)
 COMMAND_QOS = make_qos('reliable', 'volatile', 10)  # qos.COMMAND, as executor_node offers
 PROMPT_QOS = make_qos('reliable', 'transient_local', 1)  # qos.PROMPT
+IMAGES = {'l515': topics.L515_COLOR, 'wrist': topics.WRIST_IMAGE, 'thermal': topics.THERMAL_IMAGE}
 
 
 @dataclass
@@ -58,6 +59,10 @@ class SimDemoConfig:
     depth: bool = param(True, 'also record /l515/depth/image_rect_raw (16UC1 mm)')
     storage: str = param('mcap', "'mcap' or 'sqlite3'")
     compression: str = param('none', "'zstd': compress MCAP chunks (smaller bags, a little CPU)")
+    action_noise_rad: float = param(0.0, 'DART: std (rad) of a smooth random offset added to '
+                                    'the arm targets the robot executes, while the bag keeps '
+                                    "the expert's clean targets as the actions (0: off)")
+    noise_tau_s: float = param(0.3, 'correlation time (s) of that offset')
     wall_stamps: bool = param(True, 'stamp each episode at sim time + the wall-clock second it '
                               'started (tools show the recording date, not 1970); the notes '
                               'say the offset (sim_time_offset_s)')
@@ -67,6 +72,8 @@ class SimDemoConfig:
         check(self.episodes >= 1, self, 'episodes', '>= 1')
         check(self.seed >= 0, self, 'seed', '>= 0')
         check(self.hold_s >= 0, self, 'hold_s', '>= 0')
+        check(0 <= self.action_noise_rad <= 0.2, self, 'action_noise_rad', 'in [0, 0.2] rad')
+        check(self.noise_tau_s > 0, self, 'noise_tau_s', '> 0')
         check(self.compression in ('none', 'zstd'), self, 'compression', "'none' or 'zstd'")
         check(self.compression == 'none' or self.storage == 'mcap', self, 'compression',
               "'none' with storage='sqlite3' (zstd compresses MCAP chunks: storage='mcap')")
@@ -110,6 +117,7 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
     ``sim_config`` is a ``pi05_moe_bringup.sim.config.SimConfig`` (image sizes, rates, scene
     layout); its task and seed do not matter, episode i runs ``cfg``'s task i and seed + i.
     """
+    from pi05_moe_bringup.sim.action_noise import OUNoise
     from pi05_moe_bringup.sim.config import SimConfig
     from pi05_moe_bringup.sim.expert import ScriptedExpert
     from pi05_moe_bringup.sim.robot import JOINT_NAMES, SimRobot
@@ -127,9 +135,7 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
         out_dir, EpisodeMeta(robot='pi05_moe_sim', operator='scripted_expert',
                              joint_names=list(JOINT_NAMES)),
         store, storage=cfg.storage, compression=cfg.compression, prefix='sim')
-    images = {'l515': topics.L515_COLOR, 'wrist': topics.WRIST_IMAGE,
-              'thermal': topics.THERMAL_IMAGE}
-    for topic in [*images.values(), STATE_TOPIC] + ([topics.L515_DEPTH] if cfg.depth else []):
+    for topic in [*IMAGES.values(), STATE_TOPIC] + ([topics.L515_DEPTH] if cfg.depth else []):
         recorder.add_topic(topic, ('sensor_msgs/msg/JointState' if topic == STATE_TOPIC
                                    else 'sensor_msgs/msg/Image'), [SENSOR_QOS])
     recorder.add_topic(COMMANDS_TOPIC, 'std_msgs/msg/Float64MultiArray', [COMMAND_QOS])
@@ -139,7 +145,6 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
 
     with SimRobot(sim_config) as robot:
         expert = ScriptedExpert(robot.scene)
-        dt = sim_config.control_period_s
         bar = tqdm(range(cfg.episodes), desc='sim-demos', unit='episode', disable=not progress)
         successes = 0
         for i in bar:
@@ -148,38 +153,47 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
             offset = float(int(time.time())) if cfg.wall_stamps else 0.0  # s, whole seconds
             start = robot.clock + offset
             recorder.write(PROMPT_TOPIC, sec_to_ns(start), msgs.string(task.prompt))
+            dart = f' action_noise_rad={cfg.action_noise_rad:g}' if cfg.action_noise_rad else ''
             recorder.start(sec_to_ns(start), prompt=task.prompt, task=task.name, success=None,
                            notes=f'seed={robot.seed} layout={sim_config.layout} '
-                           f'target={task.target} sim_time_offset_s={offset:.0f}')
+                           f'target={task.target} sim_time_offset_s={offset:.0f}{dart}')
             schedules = {cam: RateSchedule(hz, start=start) for cam, hz in rates.items()}
-            for _ in range(int(round((expert.duration + cfg.hold_s) / dt))):
+            noise = OUNoise(cfg.action_noise_rad, cfg.noise_tau_s, sim_config.control_period_s,
+                            dims=6, seed=cfg.seed + i)
+            steps = int(round((expert.duration + cfg.hold_s) / sim_config.control_period_s))
+            for _ in range(steps):
                 now = robot.clock + offset
-                header = msgs.header(now)
-                state = robot.joint_state()
-                _write(recorder, STATE_TOPIC, now, msgs.joint_state(
-                    header, state.names, state.position, state.velocity))
-                if schedules['l515'].due(now):
-                    rgb, depth = robot.l515()  # (H, W, 3) uint8, (H, W) uint16 mm
-                    _write(recorder, images['l515'], now,
-                           msgs.image(header, rgb, 'rgb8', images['l515']))
-                    if cfg.depth:
-                        _write(recorder, topics.L515_DEPTH, now,
-                               msgs.image(header, depth, '16UC1', topics.L515_DEPTH))
-                if schedules['wrist'].due(now):
-                    _write(recorder, images['wrist'], now,
-                           msgs.image(header, robot.wrist(), 'rgb8', images['wrist']))
-                if schedules['thermal'].due(now):
-                    _write(recorder, images['thermal'], now,
-                           msgs.image(header, robot.thermal(), 'mono16', images['thermal']))
+                _record_observation(recorder, msgs, robot, now, schedules, cfg.depth)
                 action = expert.act(robot.time)  # (7,) targets for the next period
                 _write(recorder, COMMANDS_TOPIC, now, msgs.command(action))
-                robot.set_action(action)
+                robot.set_action(noise.perturb(action))  # the clean action is the label
                 robot.step()
             success = robot.success()
             successes += success
             recorder.stop(success=success)
             bar.set_postfix(success=f'{successes}/{i + 1}')
     return recorder.summaries
+
+
+def _record_observation(recorder: EpisodeRecorder, msgs: _Messages, robot, now: float,
+                        schedules: dict, depth: bool) -> None:
+    """Write the joint state and every camera frame due at `now` (sim time + offset, s)."""
+    header = msgs.header(now)
+    state = robot.joint_state()
+    _write(recorder, STATE_TOPIC, now, msgs.joint_state(
+        header, state.names, state.position, state.velocity))
+    if schedules['l515'].due(now):
+        rgb, depth_mm = robot.l515()  # (H, W, 3) uint8, (H, W) uint16 mm
+        _write(recorder, IMAGES['l515'], now, msgs.image(header, rgb, 'rgb8', IMAGES['l515']))
+        if depth:
+            _write(recorder, topics.L515_DEPTH, now,
+                   msgs.image(header, depth_mm, '16UC1', topics.L515_DEPTH))
+    if schedules['wrist'].due(now):
+        _write(recorder, IMAGES['wrist'], now,
+               msgs.image(header, robot.wrist(), 'rgb8', IMAGES['wrist']))
+    if schedules['thermal'].due(now):
+        _write(recorder, IMAGES['thermal'], now,
+               msgs.image(header, robot.thermal(), 'mono16', IMAGES['thermal']))
 
 
 def _write(recorder: EpisodeRecorder, topic: str, seconds: float, msg) -> None:
@@ -196,6 +210,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scene layout: 'wide' (cubes anywhere, the default) or 'slots' "
                         "(two fixed places, the shipped checkpoint's)")
     parser.add_argument('--no-depth', action='store_true', help='do not record L515 depth')
+    parser.add_argument('--action-noise', type=float, default=0.0, metavar='RAD',
+                        help="DART: std (rad) of a smooth random offset on the arm targets the "
+                        "robot executes; the bags keep the expert's clean targets as actions, so "
+                        'the data shows the way back from off-path states (default 0: off)')
+    parser.add_argument('--noise-tau', type=float, default=0.3, metavar='S',
+                        help='correlation time of that offset (0.3 s)')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--compression', choices=('zstd', 'none'), default='none',
                         help='zstd: compress MCAP chunks (default: none)')
@@ -212,6 +232,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = SimDemoConfig(episodes=args.episodes, seed=args.seed, depth=not args.no_depth,
                             storage=args.storage, compression=args.compression,
                             wall_stamps=not args.sim_stamps,
+                            action_noise_rad=args.action_noise, noise_tau_s=args.noise_tau,
                             **({'tasks': args.tasks} if args.tasks else {}))
         summaries = record_demos(args.out, cfg, SimConfig(layout=args.layout),
                                  progress=not args.no_progress)
