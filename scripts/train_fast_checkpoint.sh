@@ -20,6 +20,11 @@
 #   checkpoints every 500 steps). Ctrl-C, or `kill -INT`/`-TERM` of the `pi05-moe train`
 #   process, ends the step in flight, writes its checkpoint and stops the script (exit 130).
 #   RUN (env, default train_fast) the run's folder in WORK_DIR.
+#   SHAPE (env, default fast) 'fast': the shape above; 'shipped': the shipped checkpoint's shape
+#         (image_size 224, expert_mlp_dim 768), so training-time RTC alone is what changes,
+#         evaluated at the shipped 5 Euler steps. Started 2026-12-08 as
+#         SHAPE=shipped RUN=train_rtc_shipped nohup bash scripts/train_fast_checkpoint.sh \
+#           > runs/sim_small/train_rtc_shipped.log 2>&1 &
 # In the background, as run on 2026-12-07 (1 h 52 min on the 2-core dev machine, nothing beside
 # it; its result and why it was not shipped: README, real time):
 #   nohup bash scripts/train_fast_checkpoint.sh > runs/sim_small/train_fast.log 2>&1 &
@@ -30,6 +35,11 @@ main() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   WORK="${1:-runs/sim_small}"
   OUT="$WORK/${RUN:-train_fast}"
+  case "${SHAPE:-fast}" in
+    fast) SHAPE_OVERRIDES=(image_size=168 expert_mlp_dim=512); EULER=3 ;;
+    shipped) SHAPE_OVERRIDES=(); EULER=5 ;;
+    *) echo "SHAPE must be 'fast' or 'shipped', got '${SHAPE}'" >&2; return 2 ;;
+  esac
   make setup
   source env.sh
   if [ ! -d "$WORK/dataset" ]; then  # the shipped checkpoint's demonstrations
@@ -40,8 +50,8 @@ main() {
     --warmup-steps 200 --routing-warmup-steps 300 --routing-ramp-steps 500 --save-every 500
     --keep-last 0 --num-workers 1 --oversample-start-s 0.3 --oversample-factor 8
     --rtc-max-delay 25 --rtc-zero-delay-prob 0.5
-    --model-overrides 'camera_router_input_type="prompt"' state_in_prompt=false image_size=168
-    expert_mlp_dim=512)
+    --model-overrides 'camera_router_input_type="prompt"' state_in_prompt=false
+    "${SHAPE_OVERRIDES[@]}")
   step() {  # the step of <run>/latest, 0 when there is none
     local target
     target=$(readlink "$OUT/latest" 2>/dev/null || true)
@@ -60,8 +70,8 @@ main() {
   # executor on the newest chunk) and sim.yaml's ensembling executor without RTC.
   pi05-moe sim-eval --checkpoint "$OUT/export" --latency-s 0.4 --episodes 20 --seed 3000 \
     --num-threads 1 --set policy_node.rtc=true --set executor_node.mode=rtc \
-    --set policy_node.num_steps=3 --out "$OUT/sim_eval_0.4_rtc.json"
+    --set policy_node.num_steps=$EULER --out "$OUT/sim_eval_0.4_rtc.json"
   pi05-moe sim-eval --checkpoint "$OUT/export" --latency-s 0.4 --episodes 20 --seed 3000 \
-    --num-threads 1 --set policy_node.num_steps=3 --out "$OUT/sim_eval_0.4_ensemble.json"
+    --num-threads 1 --set policy_node.num_steps=$EULER --out "$OUT/sim_eval_0.4_ensemble.json"
 }
 main "$@"; exit $?
