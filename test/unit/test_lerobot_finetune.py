@@ -20,7 +20,8 @@ from pi05_moe_policy import Policy
 STEPS, EVERY = 8, 2
 
 
-def test_lerobot_fine_tune_with_moe_lora_and_frozen_vision_lowers_the_routing_loss(tmp_path):
+def test_lerobot_fine_tune_with_moe_lora_and_frozen_vision_lowers_the_routing_loss(tmp_path,
+                                                                                   capsys):
     dataset = build_dataset(tmp_path)
     imported = import_fixture(tmp_path)
     assert Policy.load(imported).model_config.use_camera_moe
@@ -32,6 +33,10 @@ def test_lerobot_fine_tune_with_moe_lora_and_frozen_vision_lowers_the_routing_lo
         '--routing-warmup-steps', '0', '--routing-ramp-steps', '0', '--routing-loss-weight',
         '1.0', '--log-every', str(EVERY), '--save-every', str(STEPS), '--num-workers', '0',
         '--no-progress', '--device', 'cpu']) == 0
+    # the import's stats are LeRobot's, the run's the dataset's: the log says so, dim by dim
+    log = capsys.readouterr().out
+    assert 'the norm stats come from the dataset and differ from' in log
+    assert 'state[joint0] q01 -0.8 -> 1000' in log
 
     acc = EventAccumulator(str(run / 'tb'))
     acc.Reload()

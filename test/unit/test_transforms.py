@@ -276,3 +276,18 @@ def test_state_left_out_of_the_prompt_still_anchors_delta_actions():
 def test_delta_action_mask_is_validated(overrides, message):
     with pytest.raises(ValueError, match=f'delta_action_mask=.*{message}'):
         make_policy_config('tiny', **overrides)
+
+
+def test_norm_stats_changes_name_the_dims_whose_quantiles_moved():
+    """`train --init` prints these when the dataset's stats rescale the checkpoint's outputs."""
+    def stats(q01, q99):
+        q01, q99 = np.asarray(q01, np.float32), np.asarray(q99, np.float32)
+        return Stats(q01=q01, q99=q99, mean=(q01 + q99) / 2, std=q99 - q01, min=q01, max=q99)
+
+    old = NormStats(state=stats([0, 0], [1, 1]), actions=stats([-1, 0], [1, 0]))
+    assert old.changes(NormStats.from_dict(old.to_dict())) == []
+    new = NormStats(state=stats([0, 0], [1, 1.00001]), actions=stats([-1, -0.038], [1, 0.038]))
+    assert old.changes(new, ['elbow', 'roll']) == [
+        'actions[roll] q01 0 -> -0.038', 'actions[roll] q99 0 -> 0.038']
+    wider = NormStats(state=stats([0, 0, 0], [1, 1, 1]), actions=old.actions)
+    assert old.changes(wider) == ['state: 2 dims -> 3']

@@ -117,6 +117,24 @@ class NormStats:
     def to_dict(self) -> dict[str, Any]:
         return {'state': self.state.to_dict(), 'actions': self.actions.to_dict()}
 
+    def changes(self, other: NormStats, names: list[str] | None = None,
+                atol: float = 1e-4) -> list[str]:
+        """Where ``other``'s quantile range differs from this one's by more than ``atol``, as
+        'actions[forearm_roll] q01 0 -> -0.038' lines (``names``: the dims' names); dims that
+        differ in number are one line.  Empty when the two would normalise alike."""
+        out = []
+        for key in ('state', 'actions'):
+            mine, theirs = getattr(self, key), getattr(other, key)
+            if mine.q01.shape != theirs.q01.shape:
+                out.append(f'{key}: {mine.q01.size} dims -> {theirs.q01.size}')
+                continue
+            for f in ('q01', 'q99'):
+                a, b = getattr(mine, f), getattr(theirs, f)  # (D,)
+                for i in np.flatnonzero(np.abs(a - b) > atol):
+                    dim = names[i] if names and i < len(names) else str(i)
+                    out.append(f'{key}[{dim}] {f} {a[i]:.4g} -> {b[i]:.4g}')
+        return out
+
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 

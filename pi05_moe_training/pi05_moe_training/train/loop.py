@@ -193,6 +193,11 @@ def init_from_checkpoint(cfg: TrainConfig, data: TrainDataset) -> Any:
     shown = ', '.join(new[:6]) + (', ...' if len(new) > 6 else '')
     print(f'train: --init {cfg.init}: {len(fits)} tensors copied, {len(new)} new'
           + (f' ({shown})' if new else ''))
+    changed = src.norm_stats.changes(stats, data_cfg.joint_names)
+    if changed:  # the network's inputs and outputs are rescaled until it relearns them
+        print(f'train: --init: the norm stats come from the dataset and differ from '
+              f'{cfg.init}\'s in {len(changed)} places: ' + '; '.join(changed[:6])
+              + ('; ...' if len(changed) > 6 else ''))
     return policy
 
 
