@@ -12,10 +12,13 @@ Stamps and bag times are sim time plus the wall-clock second the episode started
 Each control step k observes the robot at t_k, then commands the expert's target for the next
 period at t_k, so the converter pairs observation k with command k. The metadata holds the
 prompt, task, success (the sim's own test), the operator "scripted_expert" and the camera
-roles. Tasks alternate; episode i uses seed --seed + i.
+roles. Tasks alternate; episode i uses seed --seed + i. With --action-noise the robot runs the
+expert's targets plus a smooth random offset (sim/action_noise.py) while the bag keeps the clean
+targets as the actions (DART-style data: off-path states labelled with the way back).
 
 Example:
   pi05-moe sim-demos --out bags/sim --episodes 20
+  pi05-moe sim-demos --out bags/dart --episodes 20 --action-noise 0.02 --seed 20000
   pi05-moe convert bags/sim --out datasets/sim --only-success
 """
 
