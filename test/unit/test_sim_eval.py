@@ -112,12 +112,33 @@ def test_sim_eval_latency_sweep_prints_success_against_latency(tmp_path, capsys)
     (['--latency-sweep', '0,fast'], "--latency-sweep '0,fast'"),
     (['--latency-sweep', '0,-1'], 'latency_s=-1.0'),
     (['--real-time-factor', '0'], 'real_time_factor=0'),
+    (['--jobs', '2'], '--jobs 2 runs episodes side by side'),  # measured latency: refused
+    (['--jobs', '0', '--latency-s', '0.4'], '--jobs must be >= 1, got 0'),
 ])
 def test_sim_eval_rejects_bad_latency_arguments(tmp_path, capsys, argv, message):
     assert cli(['sim-eval', '--checkpoint', 'expert', *argv,
                 '--out', str(tmp_path / 'r.json')]) == 2
     assert message in capsys.readouterr().out
     assert not (tmp_path / 'r.json').exists()
+
+
+def test_sim_eval_jobs_run_the_same_episodes_in_worker_processes(tmp_path, capsys):
+    """--jobs 2 spreads the episodes over two processes: at a fixed latency each comes out as
+    in the serial run (a deterministic policy), reported in the serial order."""
+    argv = ['sim-eval', '--checkpoint', 'preset:tiny', '--episodes', '2', '--max-steps', '30',
+            '--replan', '10', '--seed', '11', '--noise-scale', '0', '--latency-s', '0.1',
+            '--layout', 'slots', '--num-threads', '1', '--no-progress']
+    assert cli([*argv, '--out', str(tmp_path / 'serial.json')]) == 0
+    assert cli([*argv, '--jobs', '2', '--out', str(tmp_path / 'jobs.json')]) == 0
+    assert '2 worker processes' in capsys.readouterr().out
+    serial, jobs = (json.loads((tmp_path / f).read_text()) for f in ('serial.json', 'jobs.json'))
+    assert [(e['task'], e['seed']) for e in jobs['episodes']] == [
+        (t, s) for t in TASKS for s in (11, 12)]
+    keys = ('success', 'steps', 'arm_travel_rad', 'closest_m', 'mean_routing', 'safety')
+    for a, b in zip(serial['episodes'], jobs['episodes']):
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+    assert jobs['latency']['inferences'] == serial['latency']['inferences'] == 12
+    assert jobs['overall'] == serial['overall']
 
 
 def test_sim_eval_rejects_an_unknown_layout(tmp_path, capsys):

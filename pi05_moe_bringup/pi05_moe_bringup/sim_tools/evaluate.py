@@ -27,6 +27,7 @@ examples:
   pi05-moe sim-eval --checkpoint runs/sim/best --tasks lift_hot_cube --episodes 5 --device cuda
   pi05-moe sim-eval --checkpoint expert --episodes 20        # should succeed nearly always
   pi05-moe sim-eval --latency-sweep 0,0.1,0.2,0.4,0.8 --episodes 20
+  pi05-moe sim-eval --latency-s 0.4 --episodes 100 --jobs 8   # 8 processes side by side
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import dataclasses
 import json
 import time
 from collections import Counter
+from concurrent.futures import as_completed
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,7 @@ from pi05_moe_bringup.sim_tools.closed_loop import (
     LoopConfig,
     ScriptedPolicy,
 )
+from pi05_moe_bringup.sim_tools.eval_workers import EpisodePool, check_jobs
 from pi05_moe_policy import checkpoints
 from pi05_moe_policy.checkpoints import shipped_checkpoint
 from pi05_moe_policy.core.rtc import RtcConfig
@@ -107,6 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='cpu', help='torch device (cpu, cuda, ...)')
     parser.add_argument('--num-threads', type=int, default=0,
                         help='torch CPU threads; 0 = torch\'s default')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='run episodes in N worker processes side by side (fixed latencies '
+                        'only: --latency-s or a --latency-sweep of seconds); each worker takes '
+                        '--num-threads threads, else the cores shared out (default 1)')
     parser.add_argument('--policy-seed', type=int, default=0,
                         help='seed of the policy\'s noise (and of preset:<name> weights)')
     parser.add_argument('--noise-scale', type=float, default=None,
@@ -359,28 +367,60 @@ def loop_configs(args: argparse.Namespace) -> list[LoopConfig]:
                        real_time_factor=args.real_time_factor) for latency in latencies]
 
 
-def run_episodes(loop: ClosedLoop, tasks: list[str], args: argparse.Namespace
-                 ) -> dict[str, Any]:
-    """Every task x --episodes episode with ``loop``: the report of one run."""
+def run_episodes(loop: ClosedLoop, tasks: list[str], args: argparse.Namespace,
+                 pool: EpisodePool | None = None) -> dict[str, Any]:
+    """Every task x --episodes episode with ``loop``'s config, here or on ``pool``'s workers
+    (reported in the same order either way): the report of one run."""
     from pi05_moe_training.progress import progress as tqdm
 
-    results, episodes = [], []
     if args.like_demo:  # episode k: task k mod T, seed + k (pi05-moe demo's order)
         jobs = [(tasks[k % len(tasks)], args.seed + k) for k in range(args.episodes)]
     else:
         jobs = [(t, args.seed + k) for t in tasks for k in range(args.episodes)]
-    bar = tqdm(jobs, desc='sim-eval', unit='ep', disable=args.no_progress)
-    for task, seed in bar:
-        results.append(loop.run_episode(task, seed))
-        episodes.append(summarise_episode(results[-1]))
-        e = episodes[-1]
-        bar.write(f'{task} seed {seed}: success={e["success"]} steps={e["steps"]} closest='
-                  f'{_cm(e["closest_m"])} routing: '
+    if pool is None:
+        done = ((i, loop.run_episode(task, seed)) for i, (task, seed) in enumerate(jobs))
+    else:
+        futures = {pool.submit(task, seed, loop.config): i for i, (task, seed) in enumerate(jobs)}
+        done = ((futures[f], f.result()) for f in as_completed(futures))
+    results: dict[int, EpisodeResult] = {}
+    bar = tqdm(done, total=len(jobs), desc='sim-eval', unit='ep', disable=args.no_progress)
+    for i, result in bar:
+        results[i] = result
+        e = summarise_episode(result)
+        bar.write(f'{result.task} seed {result.seed}: success={e["success"]} steps={e["steps"]} '
+                  f'closest={_cm(e["closest_m"])} routing: '
                   + (' '.join(f'{k}={v:.2f}' for k, v in e['mean_routing'].items()) or '-')
                   + f' (held {_pct(e["held_share"])} of the ticks)')
-        bar.set_postfix(success=f'{np.mean([x["success"] for x in episodes]):.0%}')
-    return {'latency': latency_report(loop.config, results), **report(episodes, tasks),
+        bar.set_postfix(success=f'{np.mean([r.success for r in results.values()]):.0%}')
+    ordered = [results[i] for i in range(len(jobs))]
+    episodes = [summarise_episode(r) for r in ordered]
+    return {'latency': latency_report(loop.config, ordered), **report(episodes, tasks),
             'episodes': episodes}
+
+
+def open_loop(args: argparse.Namespace, sim_cfg: SimConfig, executor_cfg: ExecutorNodeConfig,
+              config: LoopConfig, inference: dict[str, Any] | None, stack: ExitStack
+              ) -> tuple[ClosedLoop, Any]:
+    """The simulated robot (closed with ``stack``), the policy with the graph's inference
+    settings, and the closed loop around them: (loop, policy). Workers build theirs alike."""
+    robot = stack.enter_context(SimRobot(sim_cfg, render=args.checkpoint != EXPERT))
+    policy = load_policy(args.checkpoint, robot, args.device, args.policy_seed)
+    if args.noise_scale is not None and args.checkpoint != EXPERT:
+        policy.set_noise_scale(args.noise_scale)
+    if args.checkpoint != EXPERT:
+        inference = inference or {}
+        try:  # e.g. a sparse threshold for a checkpoint without the camera MoE
+            policy.set_inference(inference.get('num_steps', 0),
+                                 inference.get('sparse_routing_threshold', 0.0),
+                                 bool(inference.get('torch_compile', False)),
+                                 1.0 / (args.replan * robot.config.control_period_s))
+        except ValueError as exc:
+            raise SystemExit(f'sim-eval: policy_node settings: {exc}') from None
+    rtc = from_flat(RtcConfig, {k: v for k, v in (inference or {}).items()
+                                if k.startswith('rtc')})
+    if rtc.rtc and args.checkpoint == EXPERT:
+        raise SystemExit('sim-eval: policy_node.rtc needs a learned policy, not the expert')
+    return ClosedLoop(robot, policy, executor_cfg, config, rtc=rtc), policy
 
 
 def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
@@ -388,35 +428,24 @@ def evaluate(args: argparse.Namespace, tasks: list[str], sim_cfg: SimConfig,
              inference: dict[str, Any] | None = None
              ) -> tuple[list[dict[str, Any]], float | None]:
     """Load the policy and run every loop config; (the runs' reports, the noise scale)."""
-    with SimRobot(sim_cfg, render=args.checkpoint != EXPERT) as robot:
-        policy = load_policy(args.checkpoint, robot, args.device, args.policy_seed)
-        if args.noise_scale is not None and args.checkpoint != EXPERT:
-            policy.set_noise_scale(args.noise_scale)
-        if args.checkpoint != EXPERT:
-            inference = inference or {}
-            try:  # e.g. a sparse threshold for a checkpoint without the camera MoE
-                policy.set_inference(inference.get('num_steps', 0),
-                                     inference.get('sparse_routing_threshold', 0.0),
-                                     bool(inference.get('torch_compile', False)),
-                                     1.0 / (args.replan * robot.config.control_period_s))
-            except ValueError as exc:
-                raise SystemExit(f'sim-eval: policy_node settings: {exc}') from None
-        rtc = from_flat(RtcConfig, {k: v for k, v in (inference or {}).items()
-                                    if k.startswith('rtc')})
-        if rtc.rtc and args.checkpoint == EXPERT:
-            raise SystemExit('sim-eval: policy_node.rtc needs a learned policy, not the expert')
-        loop = ClosedLoop(robot, policy, executor_cfg, configs[0], rtc=rtc)
+    with ExitStack() as stack:
+        loop, policy = open_loop(args, sim_cfg, executor_cfg, configs[0], inference, stack)
         if any(c.measured for c in configs):  # the first inference is slow (lazy init)
-            policy.infer(loop.observe(robot.task.prompt))
+            policy.infer(loop.observe(loop.robot.task.prompt))
+        pool = None
+        if args.jobs > 1:
+            pool = EpisodePool(args, sim_cfg, executor_cfg, configs[0], inference)
+            stack.callback(pool.close)
         print(f'sim-eval: {args.checkpoint}: {len(tasks)} task(s) x {args.episodes} episodes, '
-              f'max {args.max_steps} steps of {robot.config.control_period_s:g} s, replan every '
+              f'max {args.max_steps} steps of {sim_cfg.control_period_s:g} s, replan every '
               f'{args.replan}, executor {executor_cfg.mode} from {args.graph}, layout '
               f'{sim_cfg.layout}, policy {inference or "as saved"}, latency '
-              + ', '.join(c.describe() for c in configs), flush=True)
+              + ', '.join(c.describe() for c in configs)
+              + (f', {args.jobs} worker processes' if pool else ''), flush=True)
         runs = []
         for config in configs:
             loop.config = config
-            runs.append(run_episodes(loop, tasks, args))
+            runs.append(run_episodes(loop, tasks, args, pool))
             print(format_latency(runs[-1]['latency']), flush=True)
     noise = None if args.checkpoint == EXPERT else policy.model_config.noise_scale
     return runs, noise
@@ -435,6 +464,7 @@ def main(args: argparse.Namespace) -> int:
         graph = graph_configs(args.graph, args.set)
         sim_cfg, executor_cfg = graph.sim, graph.executor
         configs = loop_configs(args)
+        check_jobs(args, configs)
         if args.layout is not None:
             sim_cfg = dataclasses.replace(sim_cfg, layout=args.layout)
     except ValueError as exc:
