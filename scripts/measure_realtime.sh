@@ -9,8 +9,10 @@
 #               --set policy_node.num_steps=3 --set policy_node.rtc=true
 #               --set executor_node.mode=rtc
 # Seeds: 9000-9019 of each family at 0.4 s (held out: never used for tuning; 3000-3019 are the
-# tuning seeds), the latency sweep on 1000-1019 (the README table's), the live demo and its
-# sim-eval prediction on 7100-7119. Takes ~30 min on the 2-core dev machine.
+# tuning seeds), and 100 a family on 12000-12099 (one set of 20 says little: the shipped
+# checkpoint scored 50-85 % on five sets of 20), the latency sweep on 1000-1019 (the README
+# table's), the live demo and its sim-eval prediction on 7100-7119. Takes ~40 min on the 2-core
+# dev machine.
 set -euo pipefail
 main() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,6 +31,9 @@ main() {
   # policy_node.rtc=false --set executor_node.mode=ensemble"), with those instead.
   "${eval[@]}" --latency-s 0.4 --seed 9000 --out "$out/heldout_0.4.json" \
     > "$out/heldout_0.4.txt" 2>&1 &
+  pi05-moe sim-eval --checkpoint "$ckpt" --episodes 100 --num-threads 1 --jobs 2 "${sets[@]}" \
+    --latency-s 0.4 --seed 12000 --out "$out/heldout100_0.4.json" \
+    > "$out/heldout100_0.4.txt" 2>&1 &
   "${eval[@]}" --latency-sweep 0,0.1,0.2,0.4,0.8 --seed 1000 --out "$out/sweep.json" \
     > "$out/sweep.txt" 2>&1 &
   if [ -n "${COMPARE_SETS:-}" ]; then
@@ -38,7 +43,7 @@ main() {
       --out "$out/sweep_compare.json" > "$out/sweep_compare.txt" 2>&1 &
   fi
   wait
-  tail -n 12 "$out"/heldout_0.4.txt "$out"/sweep*.txt
+  tail -n 12 "$out"/heldout*_0.4.txt "$out"/sweep*.txt
   # One chunk on one idle thread, against today's shipped checkpoint in the same run.
   python bench/bench_fast_inference.py --steps 5 --sparse 0 --compile 5 --candidate "$ckpt" \
     --candidate-steps "$(steps_of "${sets[@]}")" --iters 20 | tee "$out/bench.txt"
