@@ -383,18 +383,20 @@ def run_episodes(loop: ClosedLoop, tasks: list[str], args: argparse.Namespace,
         futures = {pool.submit(task, seed, loop.config): i for i, (task, seed) in enumerate(jobs)}
         done = ((futures[f], f.result()) for f in as_completed(futures))
     results: dict[int, EpisodeResult] = {}
+    summaries: dict[int, dict[str, Any]] = {}
     bar = tqdm(done, total=len(jobs), desc='sim-eval', unit='ep', disable=args.no_progress)
     for i, result in bar:
         results[i] = result
-        e = summarise_episode(result)
+        e = summaries[i] = summarise_episode(result)
         bar.write(f'{result.task} seed {result.seed}: success={e["success"]} steps={e["steps"]} '
                   f'closest={_cm(e["closest_m"])} routing: '
                   + (' '.join(f'{k}={v:.2f}' for k, v in e['mean_routing'].items()) or '-')
                   + f' (held {_pct(e["held_share"])} of the ticks)')
         bar.set_postfix(success=f'{np.mean([r.success for r in results.values()]):.0%}')
-    ordered = [results[i] for i in range(len(jobs))]
-    episodes = [summarise_episode(r) for r in ordered]
-    return {'latency': latency_report(loop.config, ordered), **report(episodes, tasks),
+    order = range(len(jobs))
+    episodes = [summaries[i] for i in order]
+    return {'latency': latency_report(loop.config, [results[i] for i in order]),
+            **report(episodes, tasks),
             'episodes': episodes}
 
 

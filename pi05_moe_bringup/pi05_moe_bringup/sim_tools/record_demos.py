@@ -162,7 +162,7 @@ def record_demos(out_dir: str | Path, cfg: SimDemoConfig | None = None, sim_conf
                            f'target={task.target} sim_time_offset_s={offset:.0f}{dart}')
             schedules = {cam: RateSchedule(hz, start=start) for cam, hz in rates.items()}
             noise = OUNoise(cfg.action_noise_rad, cfg.noise_tau_s, sim_config.control_period_s,
-                            dims=6, seed=cfg.seed + i)
+                            dims=len(JOINT_NAMES) - 1, seed=cfg.seed + i)  # the arm
             steps = int(round((expert.duration + cfg.hold_s) / sim_config.control_period_s))
             for _ in range(steps):
                 now = robot.clock + offset
